@@ -1,0 +1,62 @@
+"""Safety limits for untrusted uploads, in one place.
+
+Every limit can be changed through an environment variable ``TLTOOLS_<FIELD NAME>``, e.g.
+``TLTOOLS_MAX_TOTAL_BYTES`` (read when
+:func:`default_limits` is called) or by passing a :class:`Limits` to the
+functions that take one.
+"""
+
+import dataclasses
+import os
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Limits applied when ingesting an uploaded archive or folder.
+
+    Attributes:
+        max_total_bytes: Largest total uncompressed size of an archive.
+        max_entries: Most entries (files and folders) in an archive.
+        max_ratio: Largest uncompressed/compressed size ratio of one entry;
+            only checked for entries of at least ``ratio_min_bytes`` so that
+            tiny, very compressible files (a blank CSV) are not flagged.
+        ratio_min_bytes: Entry size from which ``max_ratio`` applies.
+        max_image_pixels: Largest image (width * height) decoded; larger ones
+            are skipped as decompression bombs.
+        max_classes: Most classes a dataset may have.
+    """
+
+    max_total_bytes: int = 4 * GIB
+    max_entries: int = 200_000
+    max_ratio: float = 200.0
+    ratio_min_bytes: int = 1 * MIB
+    max_image_pixels: int = 89_478_485  # Pillow's own default warning threshold
+    max_classes: int = 1000
+
+
+
+def default_limits() -> Limits:
+    """Return the limits, with any ``TLTOOLS_<FIELD>`` environment overrides applied.
+
+    Raises:
+        TLToolsError: An override is not a positive number.
+    """
+    from tltools.errors import TLToolsError
+
+    values = {}
+    for field in dataclasses.fields(Limits):
+        variable = "TLTOOLS_" + field.name.upper()
+        raw = os.environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            value = field.type(float(raw))
+        except ValueError:
+            raise TLToolsError(f"{variable}={raw!r} is not a number; set it to a positive number or unset it.") from None
+        if value <= 0:
+            raise TLToolsError(f"{variable}={raw!r} must be positive.")
+        values[field.name] = value
+    return Limits(**values)
