@@ -5,7 +5,12 @@ Subpackages: :mod:`tltools.data` (datasets in, ``tf.data`` pipelines out) and
 :mod:`tltools.backbones` (pretrained backbones and the transfer model builder).
 """
 
-from tltools.errors import TLToolsError
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) hides real output; keep errors only.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tltools.errors import TLToolsError  # noqa: E402
 
 __version__ = "0.1.0"
 

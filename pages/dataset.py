@@ -1,0 +1,90 @@
+"""Dataset page: upload a zip (or reuse an earlier upload), see what tltools makes of it, adjust the split."""
+
+import pandas as pd
+import streamlit as st
+
+from tltools import app_state
+from tltools.charts import class_counts_figure
+from tltools.data import load_dataset
+from tltools.data.uploads import list_uploaded_datasets
+from tltools.errors import TLToolsError
+from tltools.streamlit_bridge import show_error
+
+st.title("Dataset")
+st.write(
+    "Upload a **.zip** of images: one folder per class (`cat/1.jpg`), `train/` `val/` `test/` folders "
+    "with class folders inside, or images with a `.csv` of labels."
+)
+
+
+def load(source, origin: str) -> None:
+    """Load a dataset with a progress bar and keep it in the session."""
+    bar = st.progress(0.0, text="Reading archive…")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{stage.capitalize()}… {done}/{total}")
+
+    try:
+        st.session_state[app_state.DATASET] = load_dataset(source, on_progress=progress)
+        st.session_state[app_state.DATASET_ORIGIN] = origin
+    except TLToolsError as error:
+        show_error(error)
+    finally:
+        bar.empty()
+
+
+upload_tab, earlier_tab = st.tabs(["Upload a zip", "Uploaded earlier"])
+with upload_tab:
+    uploaded = st.file_uploader("Image archive", type=["zip"], key="dataset_upload")
+    if uploaded is not None and st.session_state[app_state.DATASET_ORIGIN] != uploaded.file_id:
+        load(uploaded, uploaded.file_id)
+with earlier_tab:
+    earlier = list_uploaded_datasets()
+    if not earlier:
+        st.caption("No earlier uploads yet.")
+    else:
+        labels = {f"{item.source} ({item.extracted_at:%Y-%m-%d %H:%M})": item for item in earlier}
+        choice = st.selectbox("Earlier upload", list(labels), key="dataset_earlier")
+        if st.button("Load", key="dataset_load_earlier"):
+            load(labels[choice].folder, str(labels[choice].folder))
+
+dataset = st.session_state[app_state.DATASET]
+if dataset is None:
+    st.stop()
+
+with st.expander("Split", expanded=False):
+    given = dataset.given_splits
+    st.caption(f"Splits given by the data: {', '.join(given) or 'none'}; the others are drawn per class.")
+    val = st.slider("Validation share", 0.05, 0.5, dataset.val_fraction, 0.05, disabled="val" in given,
+                    key="dataset_val_fraction")
+    test = st.slider("Test share", 0.0, 0.4, dataset.test_fraction, 0.05, disabled="test" in given,
+                     key="dataset_test_fraction")
+    seed = st.number_input("Seed", 0, 2**31 - 1, dataset.seed, key="dataset_seed")
+    if (val, test, seed) != (dataset.val_fraction, dataset.test_fraction, dataset.seed):
+        try:
+            dataset = dataset.with_splits(val_fraction=val, test_fraction=test, seed=int(seed))
+            st.session_state[app_state.DATASET] = dataset
+        except TLToolsError as error:
+            show_error(error)
+
+report = dataset.report()
+columns = st.columns(4)
+columns[0].metric("Layout", report["layout"])
+columns[1].metric("Images", report["num_images"])
+columns[2].metric("Classes", report["num_classes"])
+columns[3].metric("Skipped files", len(report["skipped"]))
+for warning in report["warnings"]:
+    st.warning(warning, icon=":material/warning:")
+
+st.plotly_chart(class_counts_figure(report), key="dataset_counts")
+
+st.subheader("Examples per class")
+per_class = 6
+for name in dataset.classes:
+    rows = dataset.items[dataset.items["label"] == name].head(per_class)
+    st.caption(f"{name}: {report['classes'][name]} images")
+    st.image([str(dataset.root / path) for path in rows["relpath"]], width=96)
+
+if report["skipped"]:
+    with st.expander(f"Skipped files ({len(report['skipped'])})"):
+        st.dataframe(pd.DataFrame(report["skipped"]), hide_index=True, use_container_width=True)

@@ -1,0 +1,78 @@
+"""The Dataset page, driven through Streamlit's AppTest: upload a zip, read the report, change the split."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tests.factories import class_images, image_bytes, zip_bytes
+
+TIMEOUT = 60
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def open_app() -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def upload(app: AppTest, name: str, content: bytes) -> AppTest:
+    app.file_uploader(key="dataset_upload").set_value((name, content, "application/zip"))
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def metric(app: AppTest, label: str) -> str:
+    return next(m.value for m in app.metric if m.label == label)
+
+
+def test_uploading_a_class_folder_zip_shows_layout_counts_and_skips():
+    files = class_images(("cat", "dog"), per_class=5, prefix="pets/")
+    files["pets/dog/notes.txt"] = "not an image"
+    files["__MACOSX/pets/._cat"] = b"junk"
+    app = upload(open_app(), "pets.zip", zip_bytes(files))
+    assert metric(app, "Layout") == "folder-per-class"
+    assert metric(app, "Images") == "10"
+    assert metric(app, "Classes") == "2"
+    assert metric(app, "Skipped files") == "2"
+    assert app.session_state["dataset"].classes == ["cat", "dog"]
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_a_bad_upload_shows_one_error_line_not_a_traceback():
+    app = upload(open_app(), "broken.zip", b"this is not a zip archive")
+    assert not app.exception
+    assert len(app.error) == 1
+    assert "not a readable zip archive" in app.error[0].value
+    assert app.session_state["dataset"] is None
+
+
+def test_single_class_upload_explains_that_two_classes_are_needed():
+    app = upload(open_app(), "one.zip", zip_bytes(class_images(("cat",), per_class=3)))
+    assert "at least 2 classes" in app.error[0].value
+
+
+def test_moving_the_validation_slider_resplits_without_reupload():
+    app = upload(open_app(), "pets.zip", zip_bytes(class_images(("cat", "dog"), per_class=10)))
+    before = app.session_state["dataset"].report()["splits"]["val"]
+    app.slider(key="dataset_val_fraction").set_value(0.5).run()
+    after = app.session_state["dataset"].report()["splits"]["val"]
+    assert sum(before.values()) == 4 and sum(after.values()) == 10
+
+
+def test_warnings_from_the_report_are_shown():
+    files = class_images(("cat", "dog"), per_class=2)
+    files.update({f"cat/more{n}.png": image_bytes(seed=500 + n) for n in range(8)})
+    app = upload(open_app(), "imbalanced.zip", zip_bytes(files))
+    assert any("imbalanced" in warning.value for warning in app.warning)
+
+
+def test_an_earlier_upload_can_be_loaded_again_in_a_new_session():
+    content = zip_bytes(class_images(("red", "blue"), per_class=3))
+    upload(open_app(), "colours.zip", content)
+    app = open_app()
+    app.selectbox(key="dataset_earlier").select_index(0)
+    app.button(key="dataset_load_earlier").click().run()
+    assert app.session_state["dataset"].classes == ["blue", "red"]

@@ -1,0 +1,42 @@
+"""Fixtures shared by every test: isolated tltools folders and the shared real dataset.
+
+Factories for tiny generated images and archives are in :mod:`tests.factories`.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+FLOWERS12 = SHARED / "datasets" / "flowers12"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_tltools_folders(tmp_path_factory):
+    """Point TLTOOLS_HOME (runs, datasets) and TLTOOLS_CACHE at temp folders for the whole run.
+
+    The cache folder is shared by all tests so a converted backbone is converted once per run.
+    """
+    home = tmp_path_factory.mktemp("tltools-home")
+    cache = tmp_path_factory.mktemp("tltools-cache")
+    saved = {key: os.environ.get(key) for key in ("TLTOOLS_HOME", "TLTOOLS_CACHE")}
+    os.environ["TLTOOLS_HOME"] = str(home)
+    os.environ["TLTOOLS_CACHE"] = str(cache)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def flowers12() -> Path:
+    """The real 12-class flower dataset in ../shared; tests using it skip when it is absent."""
+    if not FLOWERS12.is_dir():
+        pytest.skip(f"real dataset not found at {FLOWERS12} (../shared is absent); skipping tests that need it")
+    return FLOWERS12

@@ -1,0 +1,23 @@
+"""Plotly figures the app shows; plain functions of tltools data, no Streamlit here."""
+
+import plotly.graph_objects as go
+
+
+def class_counts_figure(report: dict) -> go.Figure:
+    """Return a stacked bar chart of images per class and split from a dataset report.
+
+    Args:
+        report: :meth:`tltools.data.Dataset.report` output.
+    """
+    figure = go.Figure()
+    for split, counts in report["splits"].items():
+        figure.add_bar(name=split, x=list(counts), y=list(counts.values()))
+    figure.update_layout(
+        barmode="stack",
+        xaxis_title="class",
+        yaxis_title="images",
+        legend_title="split",
+        margin=dict(l=10, r=10, t=30, b=10),
+        height=320,
+    )
+    return figure

@@ -1,0 +1,10 @@
+"""Datasets in, clean labelled splits and ``tf.data`` pipelines out.
+
+Main entry point: :func:`load_dataset` (a ``.zip`` or a folder → :class:`Dataset`).
+"""
+
+from tltools.data.archive import Skipped
+from tltools.data.dataset import Dataset, load_dataset
+from tltools.data.images import load_image, open_rgb
+
+__all__ = ["Dataset", "Skipped", "load_dataset", "load_image", "open_rgb"]

@@ -1,0 +1,182 @@
+"""Safe extraction of an untrusted ``.zip`` archive.
+
+A user's upload is hostile until proven otherwise. :func:`extract_zip`
+
+* refuses the whole archive when its headers or its actual content mark a zip
+  bomb (too many entries, too large in total, an entry compressed too well);
+* skips, and reports, entries that would land outside the target folder
+  (``../``, absolute paths, drive letters) and symbolic links;
+* streams every entry to disk in chunks, never holding the archive's contents
+  in memory, and counts the bytes really written rather than trusting headers;
+* extracts into a temporary sibling folder that is renamed into place only when
+  complete, and removed on any failure, so no half-extracted folder is left.
+"""
+
+import dataclasses
+import errno
+import io
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from tltools.errors import TLToolsError
+from tltools.limits import Limits, default_limits
+
+CHUNK_BYTES = 1024 * 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A file left out of a dataset, and why.
+
+    Attributes:
+        path: The file's path inside the archive or dataset folder ("/" separated).
+        reason: One short sentence a user understands.
+    """
+
+    path: str
+    reason: str
+
+
+def open_zip(source) -> zipfile.ZipFile:
+    """Open ``source`` (a path, ``bytes`` or binary file object) as a zip archive.
+
+    Raises:
+        TLToolsError: The file is missing, empty, truncated or not a zip archive.
+    """
+    name = str(source) if isinstance(source, (str, Path)) else "the uploaded file"
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        return zipfile.ZipFile(source)
+    except FileNotFoundError:
+        raise TLToolsError(f"archive not found: {name}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as error:
+        raise TLToolsError(
+            f"{name} is not a readable zip archive ({error}); upload a .zip made by a zip tool"
+        ) from None
+
+
+def extract_zip(source, target: Path, *, limits: Limits | None = None) -> list[Skipped]:
+    """Extract a zip archive into ``target``, which must not exist yet.
+
+    Args:
+        source: A path, ``bytes`` or binary file object holding the archive.
+        target: The folder to create; its parent is created when missing.
+        limits: Zip-bomb limits; defaults to :func:`tltools.limits.default_limits`.
+
+    Returns:
+        The entries that were not extracted, with the reason for each.
+
+    Raises:
+        TLToolsError: The archive is unreadable, exceeds a limit, or the disk
+            refuses the write. Nothing is left at ``target`` in that case.
+    """
+    limits = limits or default_limits()
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open_zip(source) as archive:
+        entries = archive.infolist()
+        _check_headers(entries, limits)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            skipped = _extract_entries(archive, entries, staging, limits)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return skipped
+
+
+def _check_headers(entries: list[zipfile.ZipInfo], limits: Limits) -> None:
+    if len(entries) > limits.max_entries:
+        raise TLToolsError(
+            f"the archive has {len(entries)} entries, over the limit of {limits.max_entries} "
+            "(possible zip bomb; raise TLTOOLS_MAX_ENTRIES if it is genuine)"
+        )
+    declared = sum(entry.file_size for entry in entries)
+    if declared > limits.max_total_bytes:
+        raise TLToolsError(
+            f"the archive unpacks to {declared} bytes, over the limit of {limits.max_total_bytes} "
+            "(possible zip bomb; raise TLTOOLS_MAX_TOTAL_BYTES if it is genuine)"
+        )
+    for entry in entries:
+        _check_ratio(entry.filename, entry.file_size, entry.compress_size, limits)
+
+
+def _check_ratio(name: str, size: int, compressed: int, limits: Limits) -> None:
+    if size >= limits.ratio_min_bytes and size > limits.max_ratio * max(compressed, 1):
+        raise TLToolsError(
+            f"entry {name!r} expands {size / max(compressed, 1):.0f}x, over the limit of "
+            f"{limits.max_ratio:.0f}x (possible zip bomb; raise TLTOOLS_MAX_RATIO if it is genuine)"
+        )
+
+
+def _extract_entries(archive, entries, staging: Path, limits: Limits) -> list[Skipped]:
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    written_total = 0
+    for entry in entries:
+        name = entry.filename.replace("\\", "/")
+        problem = _unsafe_reason(name, entry)
+        if problem:
+            skipped.append(Skipped(name, problem))
+            continue
+        relative = PurePosixPath(*[part for part in PurePosixPath(name).parts if part not in ("", ".")])
+        if entry.is_dir() or not relative.parts:
+            continue
+        if str(relative) in seen:
+            skipped.append(Skipped(name, "duplicate entry in the archive; the first one was kept"))
+            continue
+        seen.add(str(relative))
+        destination = staging.joinpath(*relative.parts)
+        if not destination.resolve().is_relative_to(staging.resolve()):
+            skipped.append(Skipped(name, "unsafe path: it would extract outside the dataset folder"))
+            continue
+        try:
+            written_total += _copy_entry(archive, entry, destination, written_total, limits)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+            destination.unlink(missing_ok=True)
+            skipped.append(Skipped(name, f"damaged inside the archive ({error})"))
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+                raise TLToolsError(
+                    f"cannot write the extracted dataset to {staging.parent} ({error.strerror}); "
+                    "free disk space or set TLTOOLS_HOME to a writable folder"
+                ) from None
+            skipped.append(Skipped(name, f"could not be written ({error.strerror or error})"))
+    return skipped
+
+
+def _unsafe_reason(name: str, entry: zipfile.ZipInfo) -> str | None:
+    if stat.S_ISLNK(entry.external_attr >> 16):
+        return "symbolic link: links are never extracted"
+    if name.startswith("/") or _DRIVE.match(name):
+        return "unsafe path: absolute paths are never extracted"
+    if ".." in PurePosixPath(name).parts:
+        return "unsafe path: '..' would extract outside the dataset folder"
+    if "\x00" in name:
+        return "unsafe path: the name contains a NUL character"
+    return None
+
+
+def _copy_entry(archive, entry, destination: Path, written_before: int, limits: Limits) -> int:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with archive.open(entry) as source, open(destination, "wb") as sink:
+        while chunk := source.read(CHUNK_BYTES):
+            written += len(chunk)
+            if written_before + written > limits.max_total_bytes:
+                raise TLToolsError(
+                    f"the archive unpacks to more than {limits.max_total_bytes} bytes "
+                    "(possible zip bomb; raise TLTOOLS_MAX_TOTAL_BYTES if it is genuine)"
+                )
+            _check_ratio(entry.filename, written, entry.compress_size, limits)
+            sink.write(chunk)
+    return written

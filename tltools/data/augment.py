@@ -1,0 +1,76 @@
+"""Data augmentation as Keras preprocessing layers, each switchable on its own.
+
+The augmenter works on batches of 0..255 float images and leaves their value
+range alone (normalisation belongs to the model). It is applied in the input
+pipeline, during training only, so saved models contain no augmentation.
+"""
+
+import dataclasses
+
+import keras
+
+from tltools.errors import TLToolsError
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentOptions:
+    """Which augmentations to apply, and how strongly.
+
+    Attributes:
+        flip: ``"horizontal"``, ``"vertical"``, ``"horizontal_and_vertical"`` or None.
+        rotation: Largest rotation as a fraction of a full turn (0.1 = ±36°); 0 turns it off.
+        zoom: Largest zoom in or out as a fraction of the size; 0 turns it off.
+        contrast: Largest contrast change as a fraction; 0 turns it off.
+        translation: Largest shift as a fraction of width and height; 0 turns it off.
+    """
+
+    flip: str | None = None
+    rotation: float = 0.0
+    zoom: float = 0.0
+    contrast: float = 0.0
+    translation: float = 0.0
+
+    @classmethod
+    def light(cls) -> "AugmentOptions":
+        """Return mild settings that suit most photos: horizontal flip, small rotation, zoom, contrast."""
+        return cls(flip="horizontal", rotation=0.05, zoom=0.1, contrast=0.1, translation=0.0)
+
+    @property
+    def enabled(self) -> bool:
+        """True when at least one augmentation is switched on."""
+        return bool(self.flip) or any(v > 0 for v in (self.rotation, self.zoom, self.contrast, self.translation))
+
+
+_FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+
+def build_augmenter(options: AugmentOptions, *, seed: int | None = None) -> keras.Sequential | None:
+    """Return a Keras ``Sequential`` of random layers for ``options``, or None when all are off.
+
+    Args:
+        options: Which augmentations to use.
+        seed: Seed of the random layers, for reproducible runs.
+
+    Raises:
+        TLToolsError: A flip mode is unknown or a strength is outside [0, 1].
+    """
+    if options.flip is not None and options.flip not in _FLIP_MODES:
+        raise TLToolsError(f"flip={options.flip!r} is not one of {', '.join(_FLIP_MODES)} or None")
+    for name in ("rotation", "zoom", "contrast", "translation"):
+        value = getattr(options, name)
+        if not 0.0 <= value <= 1.0:
+            raise TLToolsError(f"augmentation {name}={value} must be between 0 and 1")
+    layers = []
+    if options.flip:
+        layers.append(keras.layers.RandomFlip(options.flip, seed=seed))
+    if options.rotation:
+        layers.append(keras.layers.RandomRotation(options.rotation, fill_mode="reflect", seed=seed))
+    if options.zoom:
+        layers.append(keras.layers.RandomZoom(options.zoom, fill_mode="reflect", seed=seed))
+    if options.translation:
+        layers.append(
+            keras.layers.RandomTranslation(options.translation, options.translation, fill_mode="reflect", seed=seed)
+        )
+    if options.contrast:
+        layers.append(keras.layers.RandomContrast(options.contrast, value_range=(0, 255), seed=seed))
+    return keras.Sequential(layers, name="augmentation") if layers else None

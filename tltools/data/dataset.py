@@ -1,0 +1,326 @@
+"""A checked, labelled, split image dataset, and :func:`load_dataset` that makes one.
+
+``load_dataset`` takes a ``.zip`` (path, bytes or an uploaded file object) or a
+folder, extracts archives safely (:mod:`tltools.data.archive`), recognises the
+layout (:mod:`tltools.data.layout`), decodes every image once
+(:mod:`tltools.data.ingest`), splits (:mod:`tltools.data.split`) and returns a
+:class:`Dataset` with a JSON-friendly :meth:`Dataset.report`.
+"""
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tltools import paths
+from tltools.data.archive import Skipped, extract_zip
+from tltools.data.ingest import check_images
+from tltools.data.layout import scan_layout
+from tltools.data.split import SPLITS, assign_splits
+from tltools.errors import TLToolsError
+from tltools.limits import Limits, default_limits
+
+DEFAULT_VAL_FRACTION = 0.2
+DEFAULT_TEST_FRACTION = 0.0
+DEFAULT_SEED = 42
+IMBALANCE_RATIO = 3.0  # largest/smallest class size from which imbalance is warned about
+_ITEM_COLUMNS = ["relpath", "label", "label_index", "split", "given_split", "width", "height", "sha1"]
+
+
+@dataclasses.dataclass
+class Dataset:
+    """A usable image classification dataset.
+
+    Attributes:
+        source: What was loaded (a path, or the uploaded file's name).
+        root: Folder the image paths are relative to.
+        layout: ``folder-per-class``, ``pre-split`` or ``csv-labels``.
+        classes: Class names, sorted; a label's index is its position here.
+        items: One row per usable image: ``relpath``, ``label``, ``label_index``,
+            ``split`` (train/val/test), ``given_split`` (the split the input fixed,
+            or None), ``width``, ``height``, ``sha1`` (of the file's bytes).
+        skipped: Files left out, with reasons.
+        warnings: Problems that did not stop loading (imbalance, leakage, ...).
+        documentation: Description files found beside the data (README, LICENSE, ...).
+        val_fraction, test_fraction, seed: How splits not given by the input were made.
+    """
+
+    source: str
+    root: Path
+    layout: str
+    classes: list[str]
+    items: pd.DataFrame
+    skipped: list[Skipped]
+    warnings: list[str]
+    val_fraction: float
+    test_fraction: float
+    seed: int
+    documentation: list[str] = dataclasses.field(default_factory=list)
+    _layout_warnings: list[str] = dataclasses.field(default_factory=list, repr=False)
+
+    @property
+    def given_splits(self) -> list[str]:
+        """Splits fixed by the input itself (e.g. ``["train", "test"]``), in train/val/test order."""
+        given = set(self.items["given_split"].dropna())
+        return [split for split in SPLITS if split in given]
+
+    @property
+    def fingerprint(self) -> str:
+        """A hex digest of the images' bytes and labels, independent of splits and location."""
+        digest = hashlib.sha256()
+        for row in self.items.sort_values("relpath").itertuples():
+            digest.update(f"{row.relpath}\0{row.sha1}\0{row.label}\n".encode())
+        return digest.hexdigest()
+
+    def split(self, name: str) -> pd.DataFrame:
+        """Return the rows of split ``name`` (``train``, ``val`` or ``test``)."""
+        if name not in SPLITS:
+            raise TLToolsError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
+        return self.items[self.items["split"] == name]
+
+    def paths(self, split: str) -> list[Path]:
+        """Return the absolute image paths of a split."""
+        return [self.root / relpath for relpath in self.split(split)["relpath"]]
+
+    def labels(self, split: str) -> np.ndarray:
+        """Return the integer labels (indices into :attr:`classes`) of a split."""
+        return self.split(split)["label_index"].to_numpy(dtype=np.int32)
+
+    def class_counts(self, split: str | None = None) -> dict[str, int]:
+        """Return images per class, in class order, for one split or all images."""
+        rows = self.items if split is None else self.split(split)
+        counts = rows["label"].value_counts()
+        return {name: int(counts.get(name, 0)) for name in self.classes}
+
+    def with_splits(self, *, val_fraction: float, test_fraction: float, seed: int) -> "Dataset":
+        """Return a copy re-split with new fractions and seed; images are not read again."""
+        items = self.items.copy()
+        items["split"] = assign_splits(
+            list(items["label"]),
+            [split if isinstance(split, str) else None for split in items["given_split"]],
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
+        return _finish(
+            dataclasses.replace(
+                self, items=items, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+            )
+        )
+
+    def report(self) -> dict:
+        """Return a JSON-friendly summary: layout, classes with counts, splits, skipped, warnings."""
+        sizes = self.items[["width", "height"]]
+        return {
+            "source": self.source,
+            "root": str(self.root),
+            "layout": self.layout,
+            "num_images": int(len(self.items)),
+            "num_classes": len(self.classes),
+            "classes": self.class_counts(),
+            "splits": {split: self.class_counts(split) for split in SPLITS if (self.items["split"] == split).any()},
+            "given_splits": self.given_splits,
+            "split_settings": {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "seed": self.seed},
+            "image_size": {
+                "min": [int(sizes["width"].min()), int(sizes["height"].min())],
+                "median": [int(sizes["width"].median()), int(sizes["height"].median())],
+                "max": [int(sizes["width"].max()), int(sizes["height"].max())],
+            },
+            "skipped": [dataclasses.asdict(item) for item in self.skipped],
+            "warnings": list(self.warnings),
+            "documentation": list(self.documentation),
+        }
+
+
+def load_dataset(
+    source,
+    *,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = DEFAULT_SEED,
+    limits: Limits | None = None,
+    on_progress=None,
+) -> Dataset:
+    """Load a dataset from a folder or a ``.zip`` archive.
+
+    Args:
+        source: A folder path, a ``.zip`` path, the archive's ``bytes``, or a
+            binary file object with the archive (e.g. Streamlit's ``UploadedFile``).
+        val_fraction: Share of each class used for validation when the input
+            has no val split.
+        test_fraction: Share of each class held out for testing when the input
+            has no test split.
+        seed: Seed for the split; same data and seed give the same split.
+        limits: Safety limits; defaults to :func:`tltools.limits.default_limits`.
+        on_progress: Optional ``callable(stage: str, done: int, total: int)``
+            called while extracting and checking images.
+
+    Returns:
+        The checked dataset.
+
+    Raises:
+        TLToolsError: The input is missing or unreadable, breaks a safety limit,
+            holds no images, fewer than 2 classes, or a class with fewer than 2 images.
+    """
+    limits = limits or default_limits()
+    progress = on_progress or (lambda stage, done, total: None)
+    name, folder, extract_skipped = _materialise(source, limits, progress)
+    scan = scan_layout(folder)
+    checked, broken = check_images(
+        scan.root,
+        scan.candidates,
+        max_pixels=limits.max_image_pixels,
+        on_progress=lambda done, total: progress("checking images", done, total),
+    )
+    skipped = extract_skipped + scan.skipped + _relative_to(folder, scan.root, broken)
+    if not checked:
+        reason = f" (e.g. {skipped[-1].path}: {skipped[-1].reason})" if skipped else ""
+        raise TLToolsError(f"no readable images in {name}{reason}")
+    classes = sorted({image.candidate.label for image in checked})
+    _check_classes(checked, classes, limits)
+    items = pd.DataFrame(
+        [
+            (c.candidate.relpath, c.candidate.label, classes.index(c.candidate.label), None,
+             c.candidate.split, c.width, c.height, c.sha1)
+            for c in checked
+        ],
+        columns=_ITEM_COLUMNS,
+    )
+    dataset = Dataset(
+        source=name,
+        root=scan.root,
+        layout=scan.layout,
+        classes=classes,
+        items=items,
+        skipped=skipped,
+        warnings=[],
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        documentation=scan.documentation,
+        _layout_warnings=list(scan.warnings),
+    )
+    return dataset.with_splits(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+
+
+def _materialise(source, limits: Limits, progress) -> tuple[str, Path, list[Skipped]]:
+    """Return (display name, folder, skipped entries), extracting archives first."""
+    if isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return str(path), path, []
+        if not path.exists():
+            raise TLToolsError(f"{path} does not exist; give a .zip file or a folder of images")
+        return _extract(str(path), path, limits, progress)
+    if isinstance(source, (bytes, bytearray)):
+        return _extract("the uploaded archive", bytes(source), limits, progress)
+    if hasattr(source, "read"):
+        name = getattr(source, "name", None) or "the uploaded archive"
+        return _extract(str(name), source, limits, progress)
+    raise TLToolsError(f"cannot load a dataset from a {type(source).__name__}; give a path, bytes or a file object")
+
+
+def _extract(name: str, archive, limits: Limits, progress) -> tuple[str, Path, list[Skipped]]:
+    """Extract an archive into the datasets folder, once per distinct archive content."""
+    digest = _archive_digest(archive)
+    stem = Path(name).stem if name.endswith(".zip") else "upload"
+    target = paths.datasets_dir() / f"{_safe_stem(stem)}-{digest[:16]}"
+    manifest = target.with_name(target.name + ".json")
+    if target.is_dir() and manifest.is_file():
+        skipped = [Skipped(**entry) for entry in json.loads(manifest.read_text())["skipped"]]
+        return name, target, skipped
+    shutil.rmtree(target, ignore_errors=True)
+    progress("extracting", 0, 1)
+    skipped = extract_zip(archive, target, limits=limits)
+    manifest_tmp = manifest.with_suffix(".tmp")
+    manifest_tmp.write_text(json.dumps({"source": name, "sha256": digest,
+                                        "skipped": [dataclasses.asdict(s) for s in skipped]}))
+    manifest_tmp.replace(manifest)
+    progress("extracting", 1, 1)
+    return name, target, skipped
+
+
+def _archive_digest(archive) -> str:
+    digest = hashlib.sha256()
+    if isinstance(archive, bytes):
+        digest.update(archive)
+    elif isinstance(archive, Path):
+        with open(archive, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    else:
+        archive.seek(0)
+        while chunk := archive.read(1 << 20):
+            digest.update(chunk)
+        archive.seek(0)
+    return digest.hexdigest()
+
+
+def _safe_stem(stem: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:40]
+    return cleaned or "upload"
+
+
+def _relative_to(top: Path, root: Path, skipped: list[Skipped]) -> list[Skipped]:
+    """Re-express skipped paths relative to ``root`` as paths relative to ``top``."""
+    prefix = root.relative_to(top).as_posix()
+    if prefix == ".":
+        return skipped
+    return [Skipped(f"{prefix}/{item.path}", item.reason) for item in skipped]
+
+
+def _check_classes(checked, classes: list[str], limits: Limits) -> None:
+    if len(classes) < 2:
+        raise TLToolsError(
+            f"only one class found ({classes[0]!r}); a classifier needs at least 2 classes, "
+            "each in its own folder (or with its own label in the CSV)"
+        )
+    if len(classes) > limits.max_classes:
+        raise TLToolsError(
+            f"{len(classes)} classes is over the limit of {limits.max_classes} "
+            "(raise TLTOOLS_MAX_CLASSES if that is intended)"
+        )
+    counts = pd.Series([image.candidate.label for image in checked]).value_counts()
+    tiny = sorted(counts[counts < 2].index)
+    if tiny:
+        raise TLToolsError(
+            f"class {tiny[0]!r} has only 1 usable image"
+            + (f" (and {len(tiny) - 1} more classes too)" if len(tiny) > 1 else "")
+            + "; every class needs at least 2 images: add images or remove that class"
+        )
+
+
+def _finish(dataset: Dataset) -> Dataset:
+    """Recompute the warnings that depend on the split."""
+    dataset.warnings = list(dataset._layout_warnings) + _imbalance_warnings(dataset) + _leakage_warnings(dataset)
+    return dataset
+
+
+def _imbalance_warnings(dataset: Dataset) -> list[str]:
+    counts = dataset.class_counts()
+    largest = max(counts, key=counts.get)
+    smallest = min(counts, key=counts.get)
+    ratio = counts[largest] / counts[smallest]
+    if ratio < IMBALANCE_RATIO:
+        return []
+    return [
+        f"classes are imbalanced: {largest!r} has {counts[largest]} images, {smallest!r} only "
+        f"{counts[smallest]} ({ratio:.1f}x); consider balanced class weights or more images"
+    ]
+
+
+def _leakage_warnings(dataset: Dataset) -> list[str]:
+    groups = dataset.items.groupby("sha1")["split"].nunique()
+    leaked = groups[groups > 1].index
+    if len(leaked) == 0:
+        return []
+    example = dataset.items[dataset.items["sha1"] == leaked[0]].drop_duplicates("split")
+    places = " and ".join(f"{row.relpath} ({row.split})" for row in example.head(2).itertuples())
+    return [
+        f"{len(leaked)} identical image(s) appear in more than one split (e.g. {places}); "
+        "evaluation on a split that shares images with training overstates accuracy: remove the copies"
+    ]

@@ -1,0 +1,75 @@
+"""Reproducible, stratified train/val/test assignment.
+
+Splits are made per class (a seeded shuffle, then the first ``round(n * f)``
+images of each class), so that every class with at least two images appears
+in both train and val even when it is tiny. scikit-learn's stratified splitters
+refuse or drop classes in that case, which is the common case for the small
+datasets people upload here.
+"""
+
+import numpy as np
+
+from tltools.errors import TLToolsError
+
+SPLITS = ("train", "val", "test")
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raise TLToolsError unless both fractions are in [0, 1) and leave images to train on."""
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise TLToolsError(f"{name}={value} must be between 0 and 1 (e.g. 0.2)")
+    if val_fraction + test_fraction >= 0.9:
+        raise TLToolsError(
+            f"val_fraction + test_fraction = {val_fraction + test_fraction:.2f} leaves too few images "
+            "to train on; keep the sum below 0.9"
+        )
+
+
+def assign_splits(
+    labels: list[str], given: list[str | None], *, val_fraction: float, test_fraction: float, seed: int
+) -> list[str]:
+    """Return a split name for every image.
+
+    Images whose split is given keep it; the rest form the training pool.
+    A split that no image is given (val, or test when ``test_fraction`` > 0)
+    is carved out of the training pool, class by class.
+
+    Args:
+        labels: Class name of each image.
+        given: ``"train"``, ``"val"``, ``"test"`` or None for each image.
+        val_fraction: Share of each class's pool moved to val when val is not given.
+        test_fraction: Share of each class's pool moved to test when test is not given.
+        seed: Seed of the shuffle; the same inputs and seed give the same splits.
+
+    Returns:
+        One of ``"train"``, ``"val"``, ``"test"`` per image, in input order.
+
+    Raises:
+        TLToolsError: A fraction is out of range.
+    """
+    check_fractions(val_fraction, test_fraction)
+    splits = [split or "train" for split in given]
+    present = set(splits)
+    carve = {
+        "test": test_fraction if "test" not in present else 0.0,
+        "val": val_fraction if "val" not in present else 0.0,
+    }
+    rng = np.random.default_rng(seed)
+    for label in sorted(set(labels)):
+        pool = [i for i, (lab, split) in enumerate(zip(labels, splits)) if lab == label and split == "train"]
+        rng.shuffle(pool)
+        start = 0
+        for split, fraction in carve.items():
+            count = _share(len(pool), fraction, left=len(pool) - start)
+            for index in pool[start : start + count]:
+                splits[index] = split
+            start += count
+    return splits
+
+
+def _share(size: int, fraction: float, *, left: int) -> int:
+    """Images of a class pool of ``size`` to move: at least one when asked, never the last one."""
+    if fraction <= 0.0 or left <= 1:
+        return 0
+    return min(max(1, round(size * fraction)), left - 1)
