@@ -29,6 +29,7 @@ from tltools.limits import Limits, default_limits
 
 CHUNK_BYTES = 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +132,10 @@ def _extract_entries(archive, entries, staging: Path, limits: Limits) -> list[Sk
         relative = PurePosixPath(*[part for part in PurePosixPath(name).parts if part not in ("", ".")])
         if entry.is_dir() or not relative.parts:
             continue
+        problem = _unreadable_reason(entry)
+        if problem:
+            skipped.append(Skipped(name, problem))
+            continue
         if str(relative) in seen:
             skipped.append(Skipped(name, "duplicate entry in the archive; the first one was kept"))
             continue
@@ -163,6 +168,15 @@ def _unsafe_reason(name: str, entry: zipfile.ZipInfo) -> str | None:
         return "unsafe path: '..' would extract outside the dataset folder"
     if "\x00" in name:
         return "unsafe path: the name contains a NUL character"
+    return None
+
+
+def _unreadable_reason(entry: zipfile.ZipInfo) -> str | None:
+    # zipfile raises RuntimeError / NotImplementedError for these instead of reading them.
+    if entry.flag_bits & 0x1:
+        return "encrypted: password-protected entries are not extracted; zip the files again without a password"
+    if entry.compress_type not in _READABLE_METHODS:
+        return f"compressed with an unsupported method ({entry.compress_type}); zip it again with a standard zip tool"
     return None
 
 

@@ -9,6 +9,7 @@ at least two classes (a column called ``label``, ``class``, ``category``,
 train/val/test values fixes the splits.
 """
 
+import csv
 import posixpath
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tltools.data.layout import CSV_LABELS, SPLIT_ALIASES, Candidate, LayoutScan
 from tltools.errors import TLToolsError
 
 _LABEL_NAMES = ("label", "labels", "class", "category", "target", "species")
+_DELIMITERS = ",;\t|"
 
 
 def scan_csv_labels(root: Path, files: list[str], csv_files: list[str]) -> LayoutScan | None:
@@ -67,11 +69,21 @@ def scan_csv_labels(root: Path, files: list[str], csv_files: list[str]) -> Layou
 
 def _read_csv(path: Path, name: str) -> pd.DataFrame:
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python")
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, sep=_delimiter(path), engine="python")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
         raise TLToolsError(f"{name} is not a readable CSV file ({error}); save it as UTF-8 CSV") from None
     table.columns = [str(column).strip() for column in table.columns]
-    return table
+    return table.fillna("")  # short rows leave NaN even with keep_default_na=False
+
+
+def _delimiter(path: Path) -> str:
+    """Sniff the delimiter among , ; tab | (pandas' own sniffing picks letters for a one-column CSV)."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        sample = handle.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
 
 
 def _image_lookup(images: list[str]) -> dict[str, str]:

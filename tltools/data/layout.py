@@ -153,7 +153,8 @@ def _descend(files: list[str]) -> tuple[str, list[str]]:
 
     At the top and in each wrapper folder, description files (README.txt, ...)
     do not stop the descent; they are returned as documentation. A single
-    folder of plain images is not descended into: it is a (lone) class folder.
+    folder of plain images is not descended into: it is a (lone) class folder;
+    nor is a lone ``train/``: it is a pre-split input whose val split is carved.
     """
     prefix, documentation = "", []
     while True:
@@ -161,7 +162,9 @@ def _descend(files: list[str]) -> tuple[str, list[str]]:
         here = [name for name in level if "/" not in name]
         docs = [name for name in here if is_documentation(name)]
         folders = {name.split("/", 1)[0] for name in level if "/" in name}
-        if len(folders) != 1 or len(here) != len(docs) or _looks_like_one_class(level, next(iter(folders))):
+        folder = next(iter(folders), "")
+        if (len(folders) != 1 or len(here) != len(docs) or _looks_like_one_class(level, folder)
+                or SPLIT_ALIASES.get(folder.lower()) == "train"):
             documentation += [prefix + name for name in docs]
             return prefix, documentation
         documentation += [prefix + name for name in docs]

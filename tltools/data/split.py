@@ -51,9 +51,9 @@ def assign_splits(
     check_fractions(val_fraction, test_fraction)
     splits = [split or "train" for split in given]
     present = set(splits)
-    carve = {
-        "test": test_fraction if "test" not in present else 0.0,
+    carve = {  # val first: a class too small for both keeps its val image rather than its test image
         "val": val_fraction if "val" not in present else 0.0,
+        "test": test_fraction if "test" not in present else 0.0,
     }
     rng = np.random.default_rng(seed)
     for label in sorted(set(labels)):
