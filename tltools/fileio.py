@@ -1,0 +1,60 @@
+"""Atomic file writes: a reader (or a crash) never sees half a file.
+
+Each writer writes a temporary file in the destination folder and renames it
+over the destination with ``os.replace``, which is atomic on POSIX and Windows.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    Args:
+        path: The final destination.
+        suffix: Ending of the temporary name (some writers pick a format by
+            extension, e.g. ``.keras``); defaults to ``path``'s own suffix.
+
+    The temporary file is removed when the block raises.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(handle)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path | str, data) -> None:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
+
+
+def read_json(path: Path | str):
+    """Return the JSON content of ``path``."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _jsonable(value):
+    """Turn numpy scalars and arrays and paths into JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
