@@ -40,3 +40,19 @@ def flowers12() -> Path:
     if not FLOWERS12.is_dir():
         pytest.skip(f"real dataset not found at {FLOWERS12} (../shared is absent); skipping tests that need it")
     return FLOWERS12
+
+
+@pytest.fixture(scope="session")
+def colours_dir(tmp_path_factory):
+    """Three learnable colour classes (red, green, blue), 10 images each, in class folders."""
+    from tests.factories import COLOURS, colour_images, write_tree
+
+    return write_tree(tmp_path_factory.mktemp("colours"), colour_images(COLOURS, 10, seed=0))
+
+
+@pytest.fixture(scope="session")
+def colours(colours_dir):
+    """The colour dataset loaded, 30 % validation."""
+    from tltools.data import load_dataset
+
+    return load_dataset(colours_dir, val_fraction=0.3, seed=0)

@@ -45,3 +45,28 @@ def class_images(classes=("cat", "dog"), per_class=4, size=(32, 24), prefix="") 
         for n in range(per_class):
             files[f"{prefix}{name}/{n}.png"] = image_bytes(size=size, seed=1000 * c + n)
     return files
+
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 170, 60), "blue": (40, 60, 200)}
+
+
+def colour_images(colours: dict, per_class: int, seed: int, prefix: str = "") -> dict[str, bytes]:
+    """Noisy solid-colour PNGs, ``{prefix}<class>/<n>.png``: easy to learn, all distinct."""
+    rng = np.random.default_rng(seed)
+    files = {}
+    for name, rgb in colours.items():
+        for n in range(per_class):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (40, 40, 3)), 0, 255).astype(np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, "PNG")
+            files[f"{prefix}{name}/{n}.png"] = buffer.getvalue()
+    return files
+
+
+def fast_config(**overrides):
+    """A TrainConfig for tests: the default backbone (offline ImageNet weights) at 64 px, few epochs."""
+    from tltools.training import TrainConfig
+
+    settings = dict(image_size=64, epochs=2, batch_size=8, val_fraction=0.3, seed=0, early_stopping_patience=0)
+    settings.update(overrides)
+    return TrainConfig(**settings)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.training.conftest import fast_config
+from tests.factories import fast_config
 from tltools.errors import TLToolsError
 from tltools.training import suggest_learning_rate
 from tltools.training.lr_finder import _valley, find_learning_rate

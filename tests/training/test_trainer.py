@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.factories import write_tree
-from tests.training.conftest import COLOURS, colour_images, fast_config
+from tests.factories import COLOURS, colour_images, fast_config, write_tree
 from tltools import runs
 from tltools.data import load_dataset
 from tltools.errors import TLToolsError
