@@ -13,7 +13,7 @@ import sys
 from tltools.errors import TLToolsError
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("inspect", "backbones", "predict", "train", "evaluate", "lr-find", "runs")
+COMMANDS = ("inspect", "backbones", "predict", "train", "evaluate", "export", "lr-find", "runs")
 
 EXIT_USAGE = 2
 
