@@ -9,12 +9,17 @@ init_state()
 
 navigation = st.navigation(
     [
-        st.Page("pages/dataset.py", title="Dataset", icon=":material/folder_zip:", default=True),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/folder_zip:"),
         st.Page("pages/model.py", title="Model", icon=":material/account_tree:"),
         st.Page("pages/train.py", title="Train", icon=":material/monitoring:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
     ]
 )
-sidebar_summary()
-navigation.run()
+summary = st.sidebar.container()
+try:
+    navigation.run()
+finally:  # drawn after the page, so it shows the page's changes; also when the page calls st.stop()
+    sidebar_summary(summary)

@@ -4,11 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from tltools import app_state
-from tltools.charts import class_counts_figure
-from tltools.data import load_dataset
+from tltools.charts.dataset import class_counts_figure
+from tltools.data import load_dataset, load_image
+from tltools.data.augment import AugmentOptions, augmentation_preview
 from tltools.data.uploads import list_uploaded_datasets
 from tltools.errors import TLToolsError
-from tltools.streamlit_bridge import show_error
+from tltools.streamlit_bridge import config, show_error, update_config
 
 st.title("Dataset")
 st.write(
@@ -24,8 +25,11 @@ def load(source, origin: str) -> None:
     def progress(stage: str, done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"{stage.capitalize()}… {done}/{total}")
 
+    settings = config()
     try:
-        st.session_state[app_state.DATASET] = load_dataset(source, on_progress=progress)
+        st.session_state[app_state.DATASET] = load_dataset(
+            source, val_fraction=settings.val_fraction, test_fraction=settings.test_fraction, seed=settings.seed,
+            on_progress=progress)
         st.session_state[app_state.DATASET_ORIGIN] = origin
     except TLToolsError as error:
         show_error(error)
@@ -64,11 +68,12 @@ with st.expander("Split", expanded=False):
         try:
             dataset = dataset.with_splits(val_fraction=val, test_fraction=test, seed=int(seed))
             st.session_state[app_state.DATASET] = dataset
+            update_config(val_fraction=val, test_fraction=test, seed=int(seed))
         except TLToolsError as error:
             show_error(error)
 
 report = dataset.report()
-columns = st.columns(4)
+columns = st.columns([2, 1, 1, 1])
 columns[0].metric("Layout", report["layout"])
 columns[1].metric("Images", report["num_images"])
 columns[2].metric("Classes", report["num_classes"])
@@ -88,3 +93,24 @@ for name in dataset.classes:
 if report["skipped"]:
     with st.expander(f"Skipped files ({len(report['skipped'])})"):
         st.dataframe(pd.DataFrame(report["skipped"]), hide_index=True, use_container_width=True)
+
+st.subheader("Augmentation")
+st.caption("Random changes to training images only, applied per batch. Off by default: with the base frozen "
+           "and no augmentation, training is fastest.")
+augment = config().augment
+flips = [None, "horizontal", "vertical", "horizontal_and_vertical"]
+columns = st.columns(5)
+flip = columns[0].selectbox("Flip", flips, flips.index(augment.flip), format_func=lambda mode: mode or "off",
+                            key="dataset_aug_flip")
+rotation = columns[1].slider("Rotation", 0.0, 0.5, augment.rotation, 0.05, key="dataset_aug_rotation",
+                             help="fraction of a full turn, either way")
+zoom = columns[2].slider("Zoom", 0.0, 0.5, augment.zoom, 0.05, key="dataset_aug_zoom")
+contrast = columns[3].slider("Contrast", 0.0, 0.5, augment.contrast, 0.05, key="dataset_aug_contrast")
+translation = columns[4].slider("Shift", 0.0, 0.3, augment.translation, 0.05, key="dataset_aug_translation")
+options = AugmentOptions(flip=flip, rotation=rotation, zoom=zoom, contrast=contrast, translation=translation)
+if options != augment:
+    update_config(augment=options)
+if options.enabled:
+    first = dataset.root / dataset.split("train")["relpath"].iloc[0]
+    variants = augmentation_preview(load_image(first, 160), options, count=8, seed=int(config().seed))
+    st.image(variants, width=120, caption=[f"variant {n + 1}" for n in range(len(variants))])

@@ -1,6 +1,142 @@
-"""Evaluate page: metrics, confusion matrix and misclassified images (built out with the training engine issue)."""
+"""Evaluate page: a run's metrics on its held-out images, where it errs, and where its model looks."""
+
+from pathlib import Path
 
 import streamlit as st
 
+from tltools import app_state, runs
+from tltools.charts.evaluation import confusion_matrix_figure, roc_figure
+from tltools.data import load_dataset
+from tltools.errors import TLToolsError
+from tltools.evaluation import evaluate_split, gradcam, per_class_table
+from tltools.fileio import read_json, write_json
+from tltools.streamlit_bridge import cached_model, show_error
+from tltools.training import history_frame
+
+GALLERY_SIZE = 12
+SPLIT_SETTINGS = ("val_fraction", "test_fraction", "seed")
+SPLIT_TITLES = {"val": "Validation", "test": "Test"}
+
 st.title("Evaluate")
-st.info("Here you will see a trained model's accuracy, confusion matrix, per-class metrics and Grad-CAM views.")
+
+
+def pick_run() -> runs.RunInfo:
+    """Choose among the runs with a model, newest first, remembering the choice across pages."""
+    available = [run for run in runs.list_runs() if run.model_path.is_file()]
+    if not available:
+        st.info("No run has a model yet: train one on the Train page.", icon=":material/info:")
+        st.stop()
+    paths = [str(run.path) for run in available]
+    selected = st.session_state[app_state.SELECTED_RUN]
+    labels = {str(run.path): f"{run.run_id} ({run.status})" for run in available}
+    choice = st.selectbox("Run", paths, index=paths.index(selected) if selected in paths else 0,
+                          format_func=labels.get, key="evaluate_run")
+    st.session_state[app_state.SELECTED_RUN] = choice
+    return available[paths.index(choice)]
+
+
+def dataset_root(run: runs.RunInfo) -> Path:
+    """Return the folder the run's images were read from (``root`` in its ``dataset.json``)."""
+    file = run.path / "dataset.json"
+    if not file.is_file():
+        raise TLToolsError(f"run {run.run_id} has no dataset.json, so its images cannot be found")
+    return Path(read_json(file)["root"])
+
+
+def evaluate_now(run: runs.RunInfo) -> None:
+    """Evaluate the run's model on its val and test splits, re-created as training made them, into metrics.json."""
+    model, class_names, _ = cached_model(run.path)
+    settings = {key: run.config[key] for key in SPLIT_SETTINGS if key in run.config}
+    dataset = load_dataset(dataset_root(run), **settings)
+    top_k = run.config.get("top_k", 5)
+    metrics = {"classes": class_names, "epochs_run": len(history_frame(run.path))}
+    for split in SPLIT_TITLES:
+        metrics[split] = evaluate_split(model, class_names, dataset, split, top_k=top_k)
+    write_json(run.path / "metrics.json", metrics)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def gradcam_overlay(model_file: str, model_modified: float, image: str):
+    """Return the Grad-CAM overlay of an image for the predicted class, once per model version and image."""
+    model, _, _ = cached_model(model_file)
+    return gradcam(model, image).overlay
+
+
+def gallery(run: runs.RunInfo, split: str, mistakes: list[dict]) -> None:
+    """Show the most confident mistakes, or their Grad-CAM overlays."""
+    st.subheader(f"Misclassified images ({len(mistakes)})")
+    if not mistakes:
+        st.success("Every image of this split is classified correctly.", icon=":material/check_circle:")
+        return
+    root = dataset_root(run)
+    shown = [item for item in mistakes[:GALLERY_SIZE] if (root / item["path"]).is_file()]
+    if len(shown) < len(mistakes[:GALLERY_SIZE]):
+        st.warning(f"{len(mistakes[:GALLERY_SIZE]) - len(shown)} of these images are gone from {root}; "
+                   "restore the dataset there to see them.", icon=":material/image_not_supported:")
+    if not shown:
+        return
+    captions = [f"{item['true']} → {item['predicted']} ({item['confidence']:.0%})" for item in shown]
+    files = [str(root / item["path"]) for item in shown]
+    if st.toggle("Grad-CAM: where the model looked", key=f"evaluate_gradcam_{split}"):
+        with st.spinner(f"Computing Grad-CAM for {len(files)} images…"):
+            modified = run.model_path.stat().st_mtime
+            files = [gradcam_overlay(str(run.model_path), modified, file) for file in files]
+    st.image(files, caption=captions, width=150)
+    if len(mistakes) > GALLERY_SIZE:
+        st.caption(f"The {GALLERY_SIZE} most confident of {len(mistakes)} mistakes.")
+
+
+def show_split(run: runs.RunInfo, split: str, metrics: dict) -> None:
+    """Show one split's headline metrics, confusion matrix, ROC curves, per-class table and mistakes."""
+    columns = st.columns(5)
+    columns[0].metric("Accuracy", f"{metrics['accuracy']:.1%}")
+    columns[1].metric("Macro F1", f"{metrics['macro_f1']:.3f}")
+    if metrics["top_k"] < len(metrics["per_class"]):
+        columns[2].metric(f"Top-{metrics['top_k']} accuracy", f"{metrics['top_k_accuracy']:.1%}")
+    else:  # top-k covers every class: always 100 %
+        columns[2].metric("Weighted F1", f"{metrics['weighted_f1']:.3f}")
+    columns[3].metric("Loss", f"{metrics['loss']:.4f}")
+    columns[4].metric("ECE", f"{metrics['ece']:.4f}", help="Expected calibration error: the gap between "
+                      "confidence and accuracy; 0 means the confidences can be trusted.")
+    st.caption(f"{metrics['num_images']} images")
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Confusion matrix")
+        normalised = st.toggle("Shares of each true class", key=f"evaluate_normalised_{split}")
+        st.plotly_chart(confusion_matrix_figure(metrics, normalised), key=f"evaluate_confusion_{split}")
+    with right:
+        st.subheader("ROC curves")
+        st.plotly_chart(roc_figure(metrics), key=f"evaluate_roc_{split}")
+    st.subheader("Per class")
+    scores = {column: st.column_config.NumberColumn(format="%.3f") for column in ("precision", "recall", "f1", "auc")}
+    st.dataframe(per_class_table(metrics), hide_index=True, column_config=scores)
+    try:
+        gallery(run, split, metrics["misclassified"])
+    except TLToolsError as error:
+        show_error(error)
+
+
+run = pick_run()
+if run.status != runs.COMPLETED:
+    st.caption(f"This run is **{run.status}**" + (f" ({run.error})" if run.error else "")
+               + ": its best checkpoint so far is evaluated.")
+metrics = run.metrics
+if metrics is None:
+    if run.status == runs.RUNNING:
+        st.info("The run is still training; its metrics appear when it ends.", icon=":material/hourglass_top:")
+        st.stop()
+    st.warning("This run ended before its model was evaluated.", icon=":material/warning:")
+    if st.button("Evaluate now", key="evaluate_now", type="primary"):
+        try:
+            with st.spinner("Evaluating the model on the run's validation and test images…"):
+                evaluate_now(run)
+        except TLToolsError as error:
+            show_error(error)
+        else:
+            st.rerun()
+    st.stop()
+
+splits = [split for split in SPLIT_TITLES if metrics.get(split)]
+for tab, split in zip(st.tabs([SPLIT_TITLES[split] for split in splits]), splits):
+    with tab:
+        show_split(run, split, metrics[split])

@@ -1,6 +1,167 @@
-"""Model page: backbone choice, head options and the freezing slider (built out with the backbones issue)."""
+"""Model page: pick a backbone and its starting weights, shape the head, choose what fine-tuning unfreezes."""
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from tltools import app_state
+from tltools.backbones import get_backbone, list_backbones
+from tltools.backbones.imagenet import decode_top_k
+from tltools.data import load_image
+from tltools.data.images import IMAGE_EXTENSIONS
+from tltools.errors import TLToolsError
+from tltools.model import block_names, parameter_totals
+from tltools.model.freezing import preview_unfreeze, weighted_layers
+from tltools.streamlit_bridge import (check_weights_file, config, imagenet_classifier, preview_model,
+                                      save_uploaded_weights, show_error, update_config)
+from tltools.training.config import POOLINGS
+
+WEIGHTS = {"imagenet": "ImageNet (pretrained)", "file": "My own weights file", "none": "None (random start)"}
+OFFLINE = ", ".join(spec.name for spec in list_backbones() if spec.offline)
+
 st.title("Model")
-st.info("Here you will pick a pretrained backbone, set the classifier head and choose how many base layers to unfreeze.")
+st.write("A pretrained **backbone** turns images into features; a small new **head** learns your classes from them.")
+
+
+def save(**changes) -> None:
+    """Store changed settings in the session's config, showing a refused value as one error line."""
+    changes = {name: value for name, value in changes.items() if getattr(config(), name) != value}
+    if changes:
+        try:
+            update_config(**changes)
+        except TLToolsError as error:
+            show_error(error)
+
+
+st.subheader("Backbone")
+specs = list_backbones()
+st.dataframe(pd.DataFrame([{"backbone": spec.name, "parameters": spec.params, "input size": spec.default_size,
+                            "ImageNet top-1 %": spec.top1,
+                            "ImageNet weights": "work offline" if spec.offline else "need a download"}
+                           for spec in specs]),
+             hide_index=True, column_config={"parameters": st.column_config.NumberColumn(format="compact")})
+names = [spec.name for spec in specs]
+backbone = st.selectbox("Backbone", names, index=names.index(config().backbone), key="model_backbone")
+if backbone != config().backbone:
+    save(backbone=backbone, image_size=None)
+spec = get_backbone(backbone)
+
+current = config().weights if config().weights in WEIGHTS else "file"
+source = st.radio("Starting weights", list(WEIGHTS), index=list(WEIGHTS).index(current), format_func=WEIGHTS.get,
+                  horizontal=True, key="model_weights_source")
+if source == "file":
+    uploaded = st.file_uploader("Weights file saved with base.save_weights (.weights.h5 or .h5)", type=["h5"],
+                                key="model_weights_upload")
+    if uploaded is not None:
+        save(weights=str(save_uploaded_weights(uploaded)))
+    if config().weights in WEIGHTS:
+        st.info(f"Upload a weights file of a {spec.name} base; until then the base starts from "
+                f"{WEIGHTS[config().weights].lower()}.", icon=":material/upload_file:")
+    else:
+        try:
+            check_weights_file(spec.name, config().weights, config().image_size)
+            st.success(f"The base starts from `{config().weights}`.", icon=":material/check_circle:")
+        except TLToolsError as error:
+            show_error(error)
+else:
+    save(weights=source)
+if source == "imagenet" and not spec.offline:
+    st.warning(f"The ImageNet weights of {spec.name} are not bundled: Keras downloads them on first use, which needs "
+               f"internet access. Without it, training stops with an error; pick {OFFLINE} (they work offline), "
+               "your own weights file, or no weights.", icon=":material/cloud_off:")
+
+st.subheader("Input and head")
+size_column, pooling_column, dense_column, dropout_column = st.columns(4)
+size = size_column.number_input("Input size (pixels)", spec.min_size, 1024,
+                                max(config().image_size or spec.default_size, spec.min_size),
+                                help=f"{spec.name} was trained at {spec.default_size}; larger is slower.",
+                                key=f"model_image_size_{spec.name}")
+pooling = pooling_column.selectbox("Pooling", POOLINGS, index=POOLINGS.index(config().pooling), key="model_pooling")
+dense = dense_column.number_input("Extra dense units (0: none)", 0, 65_536, config().dense_units, step=64,
+                                  key="model_dense_units")
+dropout = dropout_column.slider("Dropout", 0.0, 0.95, float(config().dropout), 0.05, key="model_dropout")
+save(image_size=None if size == spec.default_size else int(size), pooling=pooling, dense_units=int(dense),
+     dropout=dropout)
+
+
+def top_n(setting: str, largest: int) -> int:
+    """The slider position of a saved unfreeze setting (a block setting starts at the top)."""
+    return min(int(setting), largest) if setting.isdigit() else 0 if setting == "none" else largest
+
+
+def freezing(settings) -> None:
+    """Choose what phase 2 unfreezes and show, at once, which layers and how many parameters would train."""
+    st.subheader("Fine-tuning: what to unfreeze")
+    st.caption("Phase 1 always trains only the new head on a frozen base. Phase 2 (fine-tuning epochs on the Train "
+               "page) also trains the base layers chosen here, with a lower learning rate.")
+    dataset = st.session_state[app_state.DATASET]
+    classes = len(dataset.classes) if dataset is not None else 2
+    try:
+        model = preview_model(spec.name, classes, settings.image_size, settings.pooling, settings.dense_units,
+                              settings.dropout)
+    except TLToolsError as error:
+        show_error(error)
+        return
+    largest, blocks = len(weighted_layers(model)), block_names(spec)
+    by_block = bool(blocks) and settings.unfreeze.startswith("block:")
+    mode = st.radio("Unfreeze", ["by layers", "by block"], index=int(by_block), horizontal=True,
+                    disabled=not blocks, key=f"model_unfreeze_mode_{spec.name}",
+                    help=None if blocks else f"{spec.name} has no named blocks.")
+    if mode == "by block" and blocks:
+        start = settings.unfreeze.removeprefix("block:")
+        block = st.select_slider("Unfreeze from block … to the top", blocks, start if start in blocks else blocks[-1],
+                                 key=f"model_unfreeze_block_{spec.name}")
+        setting = f"block:{block}"
+    else:
+        n = st.slider(f"Unfreeze the top N weighted base layers (of {largest})", 0, largest,
+                      top_n(settings.unfreeze, largest), key=f"model_unfreeze_top_{spec.name}")
+        setting = "all" if n == largest else str(n)
+    batchnorm = st.checkbox("Also train BatchNorm layers (not recommended on small data)",
+                            settings.train_batchnorm, key="model_train_batchnorm")
+    save(unfreeze=setting, train_batchnorm=batchnorm)
+    table, totals = preview_unfreeze(model, setting, train_batchnorm=batchnorm)
+    phase1, phase2, frozen = st.columns(3)
+    phase1.metric("Phase 1 trains (head only)", f"{parameter_totals(model)['trainable']:,}")
+    phase2.metric("Phase 2 trains", f"{totals['trainable']:,}")
+    frozen.metric("Phase 2 keeps frozen", f"{totals['frozen']:,}")
+    st.caption(f"Head sized for {classes} classes{'' if dataset is not None else ' until you load a dataset'}; "
+               f"{int(table['trainable'].sum())} base layers train in phase 2 (highlighted).")
+    shade = ["background-color: #d8ecdf"] * len(table.columns)
+    st.dataframe(table.style.apply(lambda row: shade if row["trainable"] else [""] * len(row), axis=1),
+                 hide_index=True, height=320)
+
+
+def what_the_base_sees() -> None:
+    """Show the backbone's own ImageNet top-5 for one of the user's images."""
+    st.subheader("What the base sees")
+    if not spec.offline:
+        st.info(f"{spec.name}'s ImageNet classifier has to be downloaded, so it is not shown here; "
+                f"{OFFLINE} can show theirs offline.", icon=":material/cloud_off:")
+        return
+    st.caption(f"{spec.name} with its original ImageNet head, before any training: a sanity check that the "
+               "pretrained weights recognise something in your images.")
+    dataset = st.session_state[app_state.DATASET]
+    pick_column, upload_column = st.columns(2)
+    images = [] if dataset is None else list(dataset.items["relpath"])
+    picked = pick_column.selectbox("An image from your dataset", images, index=None, placeholder="Choose an image",
+                                   key="model_sees_image")
+    uploaded = upload_column.file_uploader("…or upload one", type=[ext[1:] for ext in sorted(IMAGE_EXTENSIONS)],
+                                           key="model_sees_upload")
+    if uploaded is None and picked is None:
+        return
+    try:
+        classifier = imagenet_classifier(spec.name)
+        pixels = load_image(uploaded.getvalue() if uploaded else dataset.root / picked, classifier.input_shape[1])
+        top = decode_top_k(np.asarray(classifier(pixels[np.newaxis].astype("float32"), training=False)), 5)[0]
+    except TLToolsError as error:
+        show_error(error)
+        return
+    image_column, table_column = st.columns([1, 2])
+    image_column.image(pixels, caption=f"as the base gets it ({pixels.shape[0]} px)", width=224)
+    table_column.dataframe(pd.DataFrame(top)[["label", "prob"]], hide_index=True,
+                           column_config={"label": "ImageNet class", "prob": st.column_config.ProgressColumn(
+                               "probability", format="percent", min_value=0.0, max_value=1.0)})
+
+
+freezing(config())
+what_the_base_sees()

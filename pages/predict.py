@@ -1,6 +1,120 @@
-"""Predict page: classify new images with a trained model (built out with the training engine issue)."""
+"""Predict page: classify new images with a run's model or your own .keras file."""
+
+import hashlib
+from pathlib import Path
 
 import streamlit as st
 
+from tltools import app_state, paths, runs
+from tltools.charts.evaluation import top_k_figure
+from tltools.errors import TLToolsError
+from tltools.evaluation import gradcam
+from tltools.fileio import atomic_path
+from tltools.prediction import predict_images, predictions_table
+from tltools.streamlit_bridge import cached_model, show_error
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
+DETAILED = 24
+FROM_RUN, FROM_FILE = "A training run", "My own .keras file"
+
 st.title("Predict")
-st.info("Here you will upload new images and get the trained model's top predictions.")
+
+
+def pick_run() -> Path:
+    """Choose among the runs with a model, newest first, remembering the choice across pages."""
+    available = [run for run in runs.list_runs() if run.model_path.is_file()]
+    if not available:
+        st.info("No run has a model yet: train one on the Train page, or upload your own .keras file.",
+                icon=":material/info:")
+        st.stop()
+    run_paths = [str(run.path) for run in available]
+    selected = st.session_state[app_state.SELECTED_RUN]
+    labels = {str(run.path): f"{run.run_id} ({run.status})" for run in available}
+    choice = st.selectbox("Run", run_paths, index=run_paths.index(selected) if selected in run_paths else 0,
+                          format_func=labels.get, key="predict_run")
+    st.session_state[app_state.SELECTED_RUN] = choice
+    return Path(choice) / runs.MODEL_FILE
+
+
+def keep_upload(upload) -> Path:
+    """Save an uploaded model as ``uploaded_models/<name>-<content hash>.keras``, once per content.
+
+    The hash keeps two different uploads of the same name (from two sessions) apart.
+    """
+    content = upload.getvalue()
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(upload.name).stem)[:60]
+    digest = hashlib.sha256(content).hexdigest()[:10]
+    target = paths.home_dir() / "uploaded_models" / f"{stem or 'model'}-{digest}.keras"
+    if not target.is_file():
+        with atomic_path(target) as temporary:
+            temporary.write_bytes(content)
+    return target
+
+
+source = st.radio("Model", [FROM_RUN, FROM_FILE], horizontal=True, key="predict_model_source")
+if source == FROM_RUN:
+    model_path = pick_run()
+else:
+    upload = st.file_uploader("Keras model saved by tltools (.keras)", type=["keras"], key="predict_model_upload")
+    if upload is not None:
+        st.session_state[app_state.UPLOADED_MODEL] = str(keep_upload(upload))
+    if st.session_state[app_state.UPLOADED_MODEL] is None:
+        st.stop()
+    model_path = Path(st.session_state[app_state.UPLOADED_MODEL])
+try:
+    model, class_names, _ = cached_model(model_path)
+except TLToolsError as error:
+    show_error(error)
+    if source == FROM_FILE:
+        model_path.unlink(missing_ok=True)
+        st.session_state[app_state.UPLOADED_MODEL] = None
+    st.stop()
+st.caption(f"{len(class_names)} classes ({', '.join(class_names[:8])}{', …' if len(class_names) > 8 else ''}), "
+           f"{model.input_shape[1]} px input")
+
+images = st.file_uploader("Images", type=IMAGE_TYPES, accept_multiple_files=True, key="predict_images")
+if st.toggle("Take a photo", key="predict_use_camera"):
+    photo = st.camera_input("Photo", key="predict_camera")
+    images = [*images, *([photo] if photo is not None else [])]
+left, right = st.columns(2)
+top_k = left.slider("Classes per image", 1, max(2, min(10, len(class_names))), min(5, len(class_names)),
+                    key="predict_top_k")
+tta = right.checkbox("Flip TTA: average with the mirrored image", key="predict_tta")
+if not images:
+    st.stop()
+
+results = []
+with st.spinner(f"Classifying {len(images)} image(s)…"):
+    for image in images:
+        try:
+            [prediction] = predict_images(model, class_names, [image], top_k=top_k, tta_flip=tta)
+            results.append((image, prediction))
+        except TLToolsError as error:
+            show_error(TLToolsError(f"{image.name}: {error}"))
+if not results:
+    st.stop()
+
+table = predictions_table([prediction for _, prediction in results])
+st.subheader("Results")
+shares = {column: st.column_config.NumberColumn(format="percent")
+          for column in table if column.endswith(("prob", "confidence"))}
+st.dataframe(table, hide_index=True, column_config=shares)
+st.download_button("Download CSV", table.to_csv(index=False), "predictions.csv", "text/csv",
+                   key="predict_download", on_click="ignore", icon=":material/download:")
+
+st.subheader("Per image")
+if len(results) > DETAILED:
+    st.caption(f"The first {DETAILED} of {len(results)} images; the table above has all of them.")
+for image, prediction in results[:DETAILED]:
+    with st.container(border=True):
+        picture, chart = st.columns([1, 2])
+        shown = image.getvalue()
+        if chart.toggle("Grad-CAM: where the model looked", key=f"predict_gradcam_{image.file_id}"):
+            try:
+                with st.spinner("Computing Grad-CAM…"):
+                    shown = gradcam(model, image.getvalue()).overlay
+            except TLToolsError as error:
+                with chart:
+                    show_error(error)
+        picture.image(shown, caption=image.name, width=220)
+        chart.plotly_chart(top_k_figure(prediction), key=f"predict_chart_{image.file_id}")

@@ -1,31 +1,179 @@
-"""The one place where tltools meets Streamlit: session defaults, error display, sidebar.
+"""The one place where tltools meets Streamlit.
 
-Pages import this module; the rest of tltools never imports Streamlit.
+Session-state defaults, the process-wide training job manager, cached model
+loading, the current training config, error display and the sidebar. Pages
+import this module; the rest of tltools never imports Streamlit. Streamlit is
+only ever called from the script thread: training threads write into a
+:class:`~tltools.training.TrainingLog` that pages read.
 """
+
+import dataclasses
+import os
+import re
+from pathlib import Path
 
 import streamlit as st
 
-from tltools import app_state
+from tltools import app_state, fileio, paths, runs
+from tltools.backbones import create_backbone
 from tltools.errors import TLToolsError
+from tltools.jobs import JobManager
+from tltools.model import build_imagenet_classifier, build_model, load_model
+from tltools.training import TrainConfig
 
 
 def init_state() -> None:
-    """Give every session-state key of :mod:`tltools.app_state` its default when missing."""
-    for key, value in app_state.DEFAULTS.items():
-        st.session_state.setdefault(key, value)
+    """Give every session-state key of :mod:`tltools.app_state` its default, and reattach to a job.
+
+    A refreshed page loses its session state but keeps its URL: the job id in
+    the query string brings the session back to its running (or finished) job.
+    """
+    for key, factory in app_state.DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = factory()
+    job_id = st.query_params.get(app_state.JOB_QUERY_PARAM)
+    if job_id and st.session_state[app_state.JOB_ID] is None and job_manager().get(job_id) is not None:
+        st.session_state[app_state.JOB_ID] = job_id
 
 
-def show_error(error: TLToolsError) -> None:
-    """Show a project error as one ``st.error`` line (never a traceback)."""
-    st.error(str(error), icon=":material/error:")
+@st.cache_resource
+def job_manager() -> JobManager:
+    """Return the server's one job manager (shared by all sessions).
+
+    ``TLTOOLS_MAX_CONCURRENT_JOBS`` (default 1) sets how many jobs train at once.
+    """
+    return JobManager(max_concurrent=int(os.environ.get("TLTOOLS_MAX_CONCURRENT_JOBS", "1")))
 
 
-def sidebar_summary() -> None:
-    """Show the current dataset in the sidebar on every page."""
-    dataset = st.session_state.get(app_state.DATASET)
-    with st.sidebar:
-        st.caption("Current dataset")
-        if dataset is None:
-            st.write("none loaded yet")
+def current_job():
+    """Return this session's latest training job, or None."""
+    return job_manager().get(st.session_state[app_state.JOB_ID])
+
+
+def remember_job(job_id: str) -> None:
+    """Make ``job_id`` this session's job and put it in the URL."""
+    st.session_state[app_state.JOB_ID] = job_id
+    st.query_params[app_state.JOB_QUERY_PARAM] = job_id
+
+
+def config() -> TrainConfig:
+    """Return the training config this session is putting together."""
+    return st.session_state[app_state.CONFIG]
+
+
+def update_config(**changes) -> TrainConfig:
+    """Replace settings of the session's config (validated) and return the new config.
+
+    Raises:
+        TLToolsError: A changed setting is out of range.
+    """
+    updated = dataclasses.replace(config(), **changes)
+    st.session_state[app_state.CONFIG] = updated
+    return updated
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading model…")
+def _load_model(path: str, modified: float):
+    return load_model(path)
+
+
+def cached_model(path: str | Path):
+    """Load a model file or run folder once per file version: ``(model, class_names, metadata)``.
+
+    Raises:
+        TLToolsError: The file is missing or not a loadable Keras model.
+    """
+    path = Path(path)
+    file = path / runs.MODEL_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise TLToolsError(f"no model file at {file}")
+    return _load_model(str(file.resolve()), file.stat().st_mtime)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the backbone's ImageNet classifier…")
+def imagenet_classifier(backbone: str):
+    """Return the backbone with its own ImageNet head (what the base "sees"), built once per name."""
+    return build_imagenet_classifier(backbone)
+
+
+def show_error(error: Exception) -> None:
+    """Show a project error as one ``st.error`` line; other errors also get their details in an expander."""
+    st.error(str(error) or type(error).__name__, icon=":material/error:")
+    if not isinstance(error, TLToolsError):
+        with st.expander("Details"):
+            st.exception(error)
+
+
+def sidebar_summary(container) -> None:
+    """Show the current dataset, model choice and running/last job in ``container`` (in the sidebar)."""
+    dataset = st.session_state[app_state.DATASET]
+    settings = config()
+    job = current_job()
+    with container:
+        st.caption("Dataset")
+        st.write("none loaded yet" if dataset is None else
+                 f"**{dataset.source}**  \n{len(dataset.items)} images, {len(dataset.classes)} classes")
+        st.caption("Model")
+        st.write(f"**{settings.backbone}** ({settings.weights} weights)")
+        st.caption("Training")
+        if job is None:
+            st.write("no run in this session")
         else:
-            st.write(f"**{dataset.source}**  \n{len(dataset.items)} images, {len(dataset.classes)} classes")
+            epoch = job.log.snapshot()["epoch"]
+            st.write(f"**{job.status}**" + (f", epoch {epoch}/{job.config.epochs + job.config.fine_tune_epochs}"
+                                            if job.status == "running" else "")
+                     + f"  \n`{job.run_dir.name}`")
+
+
+@st.cache_resource(max_entries=4, show_spinner="Building the model for the freezing preview…")
+def preview_model(backbone: str, num_classes: int, input_size: int | None, pooling: str, dense_units: int,
+                  dropout: float):
+    """Return a transfer model with random weights, built once per settings and shared by all sessions.
+
+    Only for read-only uses such as :func:`tltools.model.freezing.preview_unfreeze`:
+    nothing may change its trainability or weights.
+
+    Raises:
+        TLToolsError: For an unknown backbone, an unusable size or bad head settings.
+    """
+    return build_model(backbone, num_classes, weights="none", input_size=input_size, pooling=pooling,
+                       dense_units=dense_units, dropout=dropout)
+
+
+def save_uploaded_weights(uploaded) -> Path:
+    """Keep an uploaded weights file as ``<TLTOOLS_HOME>/weights/<name>`` and return that path.
+
+    The name keeps only letters, digits, ``.``, ``-`` and ``_`` (others become
+    ``_``); an existing file of that name is replaced when the content differs.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(uploaded.name).name).lstrip(".")[-100:] or "weights.h5"
+    target = paths.home_dir() / "weights" / name
+    data = uploaded.getvalue()
+    if not (target.is_file() and target.read_bytes() == data):
+        with fileio.atomic_path(target) as temporary:
+            temporary.write_bytes(data)
+    return target
+
+
+def check_weights_file(backbone: str, path: str | Path, input_size: int | None) -> None:
+    """Build ``backbone`` from a weights file (once per file version) to check that the file fits.
+
+    Raises:
+        TLToolsError: The file is missing, not HDF5, or its arrays do not fit
+            the backbone (the message lists expected and found shapes).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TLToolsError(f"weights file not found: {path}; upload it again")
+    problem = _weights_problem(backbone, str(path.resolve()), input_size, path.stat().st_mtime)
+    if problem is not None:
+        raise TLToolsError(problem)
+
+
+@st.cache_data(max_entries=16, show_spinner="Checking the weights file against the backbone…")
+def _weights_problem(backbone: str, path: str, input_size: int | None, modified: float) -> str | None:
+    try:
+        create_backbone(backbone, weights=path, input_size=input_size)
+    except TLToolsError as error:
+        return str(error)
+    return None

@@ -13,6 +13,7 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 def open_app() -> AppTest:
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
     app.run()
+    app.switch_page("pages/dataset.py").run()
     assert not app.exception, app.exception
     return app
 

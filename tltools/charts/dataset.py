@@ -1,4 +1,4 @@
-"""Plotly figures the app shows; plain functions of tltools data, no Streamlit here."""
+"""Dataset figures: images per class and split."""
 
 import plotly.graph_objects as go
 
@@ -15,6 +15,7 @@ def class_counts_figure(report: dict) -> go.Figure:
     figure.update_layout(
         barmode="stack",
         xaxis_title="class",
+        xaxis_type="category",  # class names such as "0".."9" are names, not numbers
         yaxis_title="images",
         legend_title="split",
         margin=dict(l=10, r=10, t=30, b=10),

@@ -7,7 +7,9 @@ Project errors become one ``error: ...`` line on stderr and exit status 2.
 """
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 
 from tltools.errors import TLToolsError
@@ -30,8 +32,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide what C++ libraries write straight to file descriptor 2 inside the block.
+
+    TensorFlow's start-up messages (CUDA probing on a machine without a GPU,
+    oneDNN notices) bypass ``TF_CPP_MIN_LOG_LEVEL`` (tensorflow#100442) and
+    would bury the CLI's own output. Python exceptions are unaffected.
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _load_tensorflow_quietly() -> None:
+    with _native_stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # device probing happens here, once
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status (0 ok, 2 for unusable input)."""
+    _load_tensorflow_quietly()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -8,6 +8,7 @@ pipeline, during training only, so saved models contain no augmentation.
 import dataclasses
 
 import keras
+import numpy as np
 
 from tltools.errors import TLToolsError
 
@@ -74,3 +75,15 @@ def build_augmenter(options: AugmentOptions, *, seed: int | None = None) -> kera
     if options.contrast:
         layers.append(keras.layers.RandomContrast(options.contrast, value_range=(0, 255), seed=seed))
     return keras.Sequential(layers, name="augmentation") if layers else None
+
+
+def augmentation_preview(image: np.ndarray, options: AugmentOptions, *, count: int = 8, seed: int = 0) -> list[np.ndarray]:
+    """Return ``count`` augmented variants of one ``uint8`` (H, W, 3) image, as training would see them.
+
+    With every augmentation off, the variants are the image itself.
+    """
+    augmenter = build_augmenter(options, seed=seed)
+    batch = np.repeat(image[np.newaxis].astype("float32"), count, axis=0)
+    if augmenter is not None:
+        batch = keras.ops.convert_to_numpy(augmenter(batch, training=True))
+    return [np.clip(variant, 0, 255).astype(np.uint8) for variant in batch]

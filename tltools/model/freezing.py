@@ -84,17 +84,12 @@ def unfreeze_top(model: keras.Model, n: int, *, train_batchnorm: bool = False) -
         TLToolsError: If ``n`` is not a whole number between 0 and the number
             of weighted base layers.
     """
-    weighted = weighted_layers(model)
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(weighted):
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise TLToolsError(
-            f"cannot unfreeze the top {n!r} layers: {model.name} has {len(weighted)} base layers with "
-            f"weights; use a whole number from 0 to {len(weighted)}"
+            f"cannot unfreeze the top {n!r} layers: {model.name} has {len(weighted_layers(model))} base layers "
+            f"with weights; use a whole number from 0 to {len(weighted_layers(model))}"
         )
-    if n == 0:
-        _unfreeze_from(model, None, train_batchnorm=train_batchnorm)
-        return
-    first = base_of(model).layers.index(weighted[-n])
-    _unfreeze_from(model, first, train_batchnorm=train_batchnorm)
+    _unfreeze_from(model, _first_unfrozen(model, str(n)), train_batchnorm=train_batchnorm)
 
 
 def unfreeze_from_block(model: keras.Model, block, *, train_batchnorm: bool = False) -> None:
@@ -108,16 +103,7 @@ def unfreeze_from_block(model: keras.Model, block, *, train_batchnorm: bool = Fa
     Raises:
         TLToolsError: If the backbone has no named blocks or no such block.
     """
-    spec = spec_of(model)
-    names = block_names(model)
-    if str(block) not in names:
-        raise TLToolsError(
-            f"{spec.name} has no block {block!r}; "
-            + (f"choose one of {', '.join(names)}" if names else "it has no named blocks, use unfreeze_top")
-        )
-    layers = base_of(model).layers
-    first = next(i for i, layer in enumerate(layers) if spec.block_of(layer.name) == str(block))
-    _unfreeze_from(model, first, train_batchnorm=train_batchnorm)
+    _unfreeze_from(model, _first_unfrozen(model, f"block:{block}"), train_batchnorm=train_batchnorm)
 
 
 def apply_unfreeze(model: keras.Model, setting, *, train_batchnorm: bool = False) -> None:
@@ -132,17 +118,7 @@ def apply_unfreeze(model: keras.Model, setting, *, train_batchnorm: bool = False
     Raises:
         TLToolsError: If the setting is not one of those forms or does not fit the backbone.
     """
-    text = str(setting).strip().lower()
-    if text == "all":
-        unfreeze_all(model, train_batchnorm=train_batchnorm)
-    elif text in ("none", "0"):
-        freeze_base(model)
-    elif text.startswith("block:"):
-        unfreeze_from_block(model, text.split(":", 1)[1], train_batchnorm=train_batchnorm)
-    elif text.isdigit():
-        unfreeze_top(model, int(text), train_batchnorm=train_batchnorm)
-    else:
-        raise TLToolsError(f"unfreeze={setting!r} is not understood; use all, a number of top layers, or block:N")
+    _unfreeze_from(model, _first_unfrozen(model, setting), train_batchnorm=train_batchnorm)
 
 
 def block_names(model_or_spec: keras.Model | BackboneSpec) -> list[str]:
@@ -226,3 +202,105 @@ def _set_trainable(layer: keras.layers.Layer, trainable: bool, train_batchnorm: 
     layer.trainable = trainable
     for sublayer in getattr(layer, "layers", ()):
         _set_trainable(sublayer, trainable, train_batchnorm)
+
+
+def preview_unfreeze(
+    model: keras.Model, setting, *, train_batchnorm: bool = False
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Show what :func:`apply_unfreeze` would do, without changing ``model``.
+
+    Safe on a model shared between threads (e.g. one cached by a web app):
+    nothing is written to the model, its layers or its variables.
+
+    Args:
+        model: A model from ``tltools.model.build_model``.
+        setting: An unfreeze setting as :func:`apply_unfreeze` takes it.
+        train_batchnorm: Also train the BatchNorm layers that are unfrozen.
+
+    Returns:
+        ``(table, totals)``: :func:`layer_table` with its ``trainable`` column
+        as it would be after ``apply_unfreeze(model, setting, ...)``, and the
+        :func:`parameter_totals` the whole model would then have.
+
+    Raises:
+        TLToolsError: If :func:`apply_unfreeze` would refuse the setting.
+    """
+    base = base_of(model)
+    layer_flags: dict[int, bool] = {}
+    variable_flags: dict[int, bool] = {}
+    first = _first_unfrozen(model, setting)
+    if first is None:
+        _would_set(base, False, layer_flags, variable_flags)
+    else:
+        _would_set(base, True, layer_flags, variable_flags)
+        for index, layer in enumerate(base.layers):
+            _would_set_trainable(layer, index >= first, train_batchnorm, layer_flags, variable_flags)
+
+    def trains(variable) -> bool:
+        return variable_flags.get(id(variable), variable.trainable)
+
+    table = layer_table(model)
+    table["trainable"] = [
+        layer_flags[id(layer)] and any(trains(weight) for weight in layer.weights) for layer in base.layers
+    ]
+    trainable = frozen = 0
+    for weight in model.weights:
+        if model.trainable and trains(weight):
+            trainable += math.prod(weight.shape)
+        else:
+            frozen += math.prod(weight.shape)
+    return table, {"trainable": trainable, "frozen": frozen}
+
+
+def _first_unfrozen(model: keras.Model, setting) -> int | None:
+    """Parse and check an unfreeze setting: the base index to train from (None: base frozen).
+
+    Raises:
+        TLToolsError: The setting is not ``all``/``none``/N/``block:N`` or does not fit the backbone.
+    """
+    text = str(setting).strip().lower()
+    if text == "all":
+        return 0
+    if text in ("none", "0"):
+        return None
+    layers = base_of(model).layers
+    if text.startswith("block:"):
+        block = text.split(":", 1)[1]
+        spec = spec_of(model)
+        names = block_names(model)
+        if block not in names:
+            raise TLToolsError(
+                f"{spec.name} has no block {block}; "
+                + (f"choose one of {', '.join(names)}" if names else "it has no named blocks, use unfreeze_top")
+            )
+        return next(i for i, layer in enumerate(layers) if spec.block_of(layer.name) == block)
+    if text.isdigit():
+        n, weighted = int(text), weighted_layers(model)
+        if n > len(weighted):
+            raise TLToolsError(
+                f"cannot unfreeze the top {n!r} layers: {model.name} has {len(weighted)} base layers with "
+                f"weights; use a whole number from 0 to {len(weighted)}"
+            )
+        return None if n == 0 else layers.index(weighted[-n])
+    raise TLToolsError(f"unfreeze={setting!r} is not understood; use all, a number of top layers, or block:N")
+
+
+def _would_set(layer, trainable: bool, layer_flags: dict, variable_flags: dict) -> None:
+    """Record what ``layer.trainable = trainable`` would set (Keras 3's setter, recursively)."""
+    layer_flags[id(layer)] = trainable
+    for variable in layer._trainable_variables:  # the weights the setter toggles; moving statistics stay frozen
+        variable_flags[id(variable)] = trainable
+    for sublayer in layer._layers:
+        _would_set(sublayer, trainable, layer_flags, variable_flags)
+
+
+def _would_set_trainable(
+    layer, trainable: bool, train_batchnorm: bool, layer_flags: dict, variable_flags: dict
+) -> None:
+    """Record what :func:`_set_trainable` would set."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        _would_set(layer, trainable and train_batchnorm, layer_flags, variable_flags)
+        return
+    _would_set(layer, trainable, layer_flags, variable_flags)
+    for sublayer in getattr(layer, "layers", ()):
+        _would_set_trainable(sublayer, trainable, train_batchnorm, layer_flags, variable_flags)

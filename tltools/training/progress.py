@@ -35,6 +35,11 @@ class TrainingLog:
         with self._lock:
             self._state.update(values)
 
+    def value(self, key: str):
+        """Return one top-level field (``phase``, ``epoch``, ...) without copying the records."""
+        with self._lock:
+            return self._state[key]
+
     def add_batch(self, record: dict) -> None:
         """Append one batch's logs (``step``, ``loss``, ``accuracy``, ...)."""
         with self._lock:

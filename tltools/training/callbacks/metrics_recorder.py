@@ -44,8 +44,8 @@ class MetricsRecorder(keras.callbacks.Callback):
         self._notify()
 
     def on_epoch_end(self, epoch, logs=None):
-        record = {"epoch": epoch + 1, **_floats(logs), "learning_rate": self._learning_rate(),
-                  "seconds": time.time() - self._epoch_start}
+        record = {"epoch": epoch + 1, "phase": self.log.value("phase"), **_floats(logs),
+                  "learning_rate": self._learning_rate(), "seconds": time.time() - self._epoch_start}
         self.log.add_epoch(record)
         self._notify()
 

@@ -1,0 +1,150 @@
+"""Runs page: every training run on disk; compare curves, download exports, continue or delete a run."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from tltools import app_state, paths, runs
+from tltools.charts.evaluation import HISTORY_METRICS, runs_overlay_figure
+from tltools.data import load_dataset
+from tltools.errors import TLToolsError
+from tltools.export import export_run
+from tltools.fileio import read_json, write_json
+from tltools.streamlit_bridge import show_error
+from tltools.training import TrainConfig, history_frame
+
+# Export format → (button label, file name ending after the run id in <run>/exports/).
+EXPORTS = {
+    "keras": (".keras", ".keras"),
+    "h5": (".h5", ".h5"),
+    "tflite": ("TFLite float32", "_float32.tflite"),
+    "tflite-int8": ("TFLite int8", "_int8.tflite"),
+    "bundle": ("Bundle zip", "_bundle.zip"),
+}
+
+st.title("Runs")
+
+
+def export_path(run: runs.RunInfo, fmt: str) -> Path:
+    """Where the run's export in ``fmt`` is kept once built."""
+    return run.path / "exports" / f"{run.run_id}{EXPORTS[fmt][1]}"
+
+
+def check_path(file: Path) -> Path:
+    """Where the check numbers and notes of an export are kept, beside it."""
+    return file.with_name(f"{file.name}.json")
+
+
+def describe_export(file: Path) -> str:
+    """One line about a built export: its size and how closely it matches the Keras model."""
+    facts = read_json(check_path(file))
+    check = facts["check"]
+    line = f"{file.stat().st_size / 1e6:.1f} MB"
+    if check:
+        line += (f"; on {check['images']} images: max prob diff {check['max_prob_diff']:.2g}, "
+                 f"top-1 agreement {check['top1_agreement']:.0%}")
+    return "  \n".join([line, *facts["notes"]])
+
+
+def exports(run: runs.RunInfo) -> None:
+    """Offer each export format: build it on the first "prepare", then download the kept file."""
+    st.caption("Each export is built once, checked against the Keras model on training images, "
+               "and kept in the run's `exports/` folder.")
+    columns = st.columns(len(EXPORTS))
+    for column, (fmt, (label, _)) in zip(columns, EXPORTS.items()):
+        file = export_path(run, fmt)
+        key = f"{run.run_id}_{fmt}"
+        with column:
+            st.markdown(f"**{label}**")
+            fresh = check_path(file).is_file() and file.stat().st_mtime >= run.model_path.stat().st_mtime
+            if not fresh and st.button("Prepare", key=f"runs_prepare_{key}", help=f"Build the {label} export"):
+                try:
+                    with st.spinner(f"Building and checking the {label} export…"):
+                        result = export_run(run.path, fmt, file)
+                    write_json(check_path(file), {"check": result.check, "notes": result.notes})
+                except TLToolsError as error:
+                    show_error(error)
+                else:
+                    st.rerun()
+            if fresh:
+                st.download_button("Download", file.read_bytes, file.name, key=f"runs_download_{key}",
+                                   on_click="ignore", icon=":material/download:", help=file.name)
+                st.caption(describe_export(file))
+
+
+def continue_training(run: runs.RunInfo) -> None:
+    """Open the Train page set to continue ``run``: its settings, its model, and its data when none is loaded.
+
+    Raises:
+        TLToolsError: The run's settings are invalid, or its data cannot be loaded again.
+    """
+    config = TrainConfig.from_dict(run.config)
+    if st.session_state[app_state.DATASET] is None:
+        described = run.path / "dataset.json"
+        if not described.is_file():
+            raise TLToolsError(f"run {run.run_id} has no dataset.json; load its data on the Dataset page first")
+        root = read_json(described)["root"]
+        with st.spinner(f"Loading the run's dataset from {root}…"):
+            st.session_state[app_state.DATASET] = load_dataset(
+                root, val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed)
+        st.session_state[app_state.DATASET_ORIGIN] = root
+    st.session_state[app_state.CONFIG] = config
+    st.session_state[app_state.FROM_RUN] = str(run.path)
+    st.switch_page("pages/train.py")
+
+
+def manage(run: runs.RunInfo) -> None:
+    """Exports, "continue training" and deletion of one run."""
+    if run.error:
+        st.caption(f"{run.status}: {run.error}")
+    if run.model_path.is_file() and run.status != runs.RUNNING:
+        exports(run)
+    else:
+        st.caption("Exports are offered once the run has a model and has stopped training.")
+    if run.status in (runs.INTERRUPTED, runs.STOPPED):
+        if st.button("Continue training", key=f"runs_continue_{run.run_id}", disabled=not run.model_path.is_file(),
+                     icon=":material/play_arrow:", help="Train further from this run's model with its settings"):
+            try:
+                continue_training(run)
+            except TLToolsError as error:
+                show_error(error)
+    confirmed = st.checkbox(f"yes, delete {run.run_id}", key=f"runs_confirm_{run.run_id}")
+    if st.button("Delete run", key=f"runs_delete_{run.run_id}", disabled=not confirmed, icon=":material/delete:"):
+        try:
+            runs.delete_run(run.path)
+        except TLToolsError as error:
+            show_error(error)
+        else:
+            if st.session_state[app_state.SELECTED_RUN] == str(run.path):
+                st.session_state[app_state.SELECTED_RUN] = None
+            st.rerun()
+
+
+st.caption(f"Every training run in `{paths.runs_dir()}`, newest first.")
+all_runs = runs.list_runs()
+if not all_runs:
+    st.info("No training runs yet: train one on the Train page.", icon=":material/info:")
+    st.stop()
+histories = {run.run_id: history_frame(run.path) for run in all_runs}
+st.dataframe(pd.DataFrame([{
+    "run": run.run_id,
+    "status": run.status,
+    "backbone": run.config.get("backbone"),
+    "best val accuracy": run.best_val_accuracy,
+    "epochs": len(histories[run.run_id]),
+    "started": run.created_at,
+} for run in all_runs]), hide_index=True, column_config={
+    "best val accuracy": st.column_config.NumberColumn(format="percent"),
+    "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+})
+
+by_id = {run.run_id: run for run in all_runs}
+selected = st.session_state[app_state.SELECTED_RUN]
+default = [run.run_id for run in all_runs if str(run.path) == selected] or [all_runs[0].run_id]
+chosen = st.multiselect("Runs to compare and manage", list(by_id), default=default, key="runs_chosen")
+metric = st.selectbox("Curve", list(HISTORY_METRICS), format_func=HISTORY_METRICS.get, key="runs_metric")
+st.plotly_chart(runs_overlay_figure({run_id: histories[run_id] for run_id in chosen}, metric), key="runs_overlay")
+for run_id in chosen:
+    with st.expander(f"{run_id} ({by_id[run_id].status})", expanded=len(chosen) == 1):
+        manage(by_id[run_id])

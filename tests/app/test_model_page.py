@@ -1,0 +1,159 @@
+"""The Model page, driven through Streamlit's AppTest: backbone, weights, head, freezing preview, ImageNet top-5."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.factories import class_images, write_tree
+from tltools import app_state, paths
+from tltools.backbones import create_backbone, list_backbones
+from tltools.data import load_dataset
+
+TIMEOUT = 120
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+DEFAULT = "efficientnet_lite0"
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory):
+    return load_dataset(write_tree(tmp_path_factory.mktemp("pets"), class_images(("cat", "dog", "fox"), per_class=4)))
+
+
+@pytest.fixture
+def app(pets) -> AppTest:
+    """The Model page with a three-class dataset loaded."""
+    app = rerun(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    app.session_state[app_state.DATASET] = pets
+    return rerun(app.switch_page("pages/model.py"))
+
+
+def rerun(target) -> AppTest:
+    """Run the app (or the app of a widget just set) and check that no exception escaped."""
+    app = target.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def saved(app: AppTest):
+    return app.session_state[app_state.CONFIG]
+
+
+def metric(app: AppTest, label: str) -> int:
+    return int(next(m.value for m in app.metric if m.label == label).replace(",", ""))
+
+
+def layer_table(app: AppTest):
+    return next(frame.value for frame in app.dataframe if "top_n" in frame.value.columns)
+
+
+def test_the_backbone_table_lists_every_registry_entry_and_which_work_offline(app):
+    table = app.dataframe[0].value
+    specs = list_backbones()
+    assert list(table["backbone"]) == [spec.name for spec in specs]
+    assert list(table["parameters"]) == [spec.params for spec in specs]
+    offline = table.set_index("backbone")["ImageNet weights"]
+    assert offline[DEFAULT] == "work offline" and offline["resnet50"] == "need a download"
+
+
+def test_choosing_a_backbone_saves_it_with_its_default_input_size(app):
+    rerun(app.selectbox(key="model_backbone").select("efficientnet_lite1"))
+    assert saved(app).backbone == "efficientnet_lite1"
+    assert saved(app).image_size is None
+    assert app.number_input(key="model_image_size_efficientnet_lite1").value == 240
+
+
+def test_head_options_are_saved(app):
+    app.number_input(key=f"model_image_size_{DEFAULT}").set_value(160)
+    app.selectbox(key="model_pooling").select("max")
+    app.number_input(key="model_dense_units").set_value(128)
+    rerun(app.slider(key="model_dropout").set_value(0.5))
+    settings = saved(app)
+    assert (settings.image_size, settings.pooling, settings.dense_units, settings.dropout) == (160, "max", 128, 0.5)
+    assert metric(app, "Phase 1 trains (head only)") == 1280 * 128 + 128 + 128 * 3 + 3
+
+
+def test_moving_the_freezing_slider_changes_the_trainable_total_and_the_saved_setting(app):
+    slider = app.slider(key=f"model_unfreeze_top_{DEFAULT}")
+    assert slider.value == slider.max and saved(app).unfreeze == "all"
+    everything = metric(app, "Phase 2 trains")
+    rerun(slider.set_value(10))
+    assert saved(app).unfreeze == "10"
+    ten = metric(app, "Phase 2 trains")
+    assert metric(app, "Phase 1 trains (head only)") < ten < everything
+    table = layer_table(app)
+    assert table["trainable"].sum() == 5  # the top 10 weighted layers, BatchNorm kept frozen
+    assert set(table[table["trainable"]]["top_n"]) <= set(range(1, 11))
+    rerun(app.slider(key=f"model_unfreeze_top_{DEFAULT}").set_value(0))
+    assert saved(app).unfreeze == "0"
+    assert metric(app, "Phase 2 trains") == metric(app, "Phase 1 trains (head only)")
+
+
+def test_training_batchnorm_too_adds_its_parameters(app):
+    rerun(app.slider(key=f"model_unfreeze_top_{DEFAULT}").set_value(10))
+    without = metric(app, "Phase 2 trains")
+    rerun(app.checkbox(key="model_train_batchnorm").check())
+    assert saved(app).train_batchnorm is True
+    assert metric(app, "Phase 2 trains") > without
+    assert layer_table(app)["trainable"].sum() == 10
+
+
+def test_unfreezing_by_block_saves_block_n_and_trains_only_that_block_on(app):
+    everything = metric(app, "Phase 2 trains")
+    rerun(app.radio(key=f"model_unfreeze_mode_{DEFAULT}").set_value("by block"))
+    rerun(app.select_slider(key=f"model_unfreeze_block_{DEFAULT}").set_value("6"))
+    assert saved(app).unfreeze == "block:6"
+    trained = layer_table(app).query("trainable")
+    assert set(trained["block"].dropna()) == {"6", "7"}
+    assert metric(app, "Phase 1 trains (head only)") < metric(app, "Phase 2 trains") < everything
+
+
+def test_a_backbone_without_named_blocks_unfreezes_by_layers_only(app):
+    rerun(app.selectbox(key="model_backbone").select("inception_v3"))
+    mode = app.radio(key="model_unfreeze_mode_inception_v3")
+    assert mode.disabled and mode.value == "by layers"
+    assert app.slider(key="model_unfreeze_top_inception_v3").max > 0
+
+
+def test_the_base_names_five_imagenet_classes_for_one_of_the_users_images(app):
+    rerun(app.selectbox(key="model_sees_image").select("cat/0.png"))
+    top5 = app.dataframe[-1].value
+    assert len(top5) == 5
+    assert top5["prob"].is_monotonic_decreasing and 0 < top5["prob"].sum() <= 1
+    assert [image.captions for image in app.get("image")] == [["as the base gets it (224 px)"]]
+
+
+def test_a_backbone_that_needs_a_download_is_flagged_and_offers_no_imagenet_preview(app):
+    rerun(app.selectbox(key="model_backbone").select("mobilenet_v2"))
+    assert any("needs internet access" in warning.value and DEFAULT in warning.value for warning in app.warning)
+    assert not [box for box in app.selectbox if box.key == "model_sees_image"]
+    assert any("has to be downloaded" in info.value for info in app.info)
+
+
+def weights_file(tmp_path, backbone: str) -> bytes:
+    path = tmp_path / f"{backbone}.weights.h5"
+    create_backbone(backbone, weights="none", input_size=96).save_weights(path)
+    return path.read_bytes()
+
+
+def test_a_fitting_weights_file_is_kept_and_becomes_the_starting_weights(app, tmp_path):
+    rerun(app.radio(key="model_weights_source").set_value("file"))
+    assert saved(app).weights == "imagenet"
+    content = weights_file(tmp_path, DEFAULT)
+    rerun(app.file_uploader(key="model_weights_upload").set_value(("my lite0.weights.h5", content, "")))
+    kept = paths.home_dir() / "weights" / "my_lite0.weights.h5"
+    assert saved(app).weights == str(kept) and kept.read_bytes() == content
+    assert not app.error and len(app.success) == 1
+
+
+def test_a_weights_file_of_another_backbone_gets_one_clear_error_line(app, tmp_path):
+    rerun(app.radio(key="model_weights_source").set_value("file"))
+    content = weights_file(tmp_path, "mobilenet_v3_small")
+    rerun(app.file_uploader(key="model_weights_upload").set_value(("small.weights.h5", content, "")))
+    assert len(app.error) == 1
+    assert f"does not fit {DEFAULT}" in app.error[0].value and "Expected but not in the file" in app.error[0].value
+
+
+def test_no_weights_means_random_start(app):
+    rerun(app.radio(key="model_weights_source").set_value("none"))
+    assert saved(app).weights == "none"

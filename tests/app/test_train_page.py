@@ -1,0 +1,84 @@
+"""The Train page: settings go into the session's config, Start runs a background job, charts follow it."""
+
+import math
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tltools import app_state
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def train_page(dataset=None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    if dataset is not None:
+        app.session_state[app_state.DATASET] = dataset
+        config = app.session_state[app_state.CONFIG]
+        config.image_size, config.batch_size, config.val_fraction, config.seed = 64, 8, 0.3, 0
+    app.switch_page("pages/train.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_without_a_dataset_the_page_points_to_the_dataset_page():
+    app = train_page()
+    assert "Load a dataset first." in [info.value for info in app.info]
+
+
+def test_sliders_set_the_sessions_training_config(colours):
+    app = train_page(colours)
+    app.select_slider(key="train_lr").set_value(1e-2).run()
+    app.number_input(key="train_epochs").set_value(3).run()
+    config = app.session_state[app_state.CONFIG]
+    assert (config.learning_rate, config.epochs, config.fine_tune_epochs) == (1e-2, 3, 0)
+    assert config.fine_tune_learning_rate is None
+
+
+def test_fine_tuning_settings_default_to_a_tenth_of_the_learning_rate(colours):
+    app = train_page(colours)
+    app.number_input(key="train_ft_epochs").set_value(2).run()
+    config = app.session_state[app_state.CONFIG]
+    assert config.fine_tune_epochs == 2
+    assert config.fine_tune_learning_rate == app.select_slider(key="train_ft_lr").value == 1e-4
+
+
+def test_start_trains_in_the_background_and_the_charts_follow(colours):
+    app = train_page(colours)
+    app.number_input(key="train_epochs").set_value(2).run()
+    app.button(key="train_start").click().run()
+    job_id = app.session_state[app_state.JOB_ID]
+    assert job_id and app.query_params[app_state.JOB_QUERY_PARAM] == job_id
+    from tltools.streamlit_bridge import job_manager
+
+    job = job_manager().wait(job_id, timeout=300)
+    app.run()
+    assert job.status == "completed"
+    assert any("Training completed" in message.value for message in app.success)
+    assert len(app.get("plotly_chart")) == 3  # loss, accuracy, per-batch loss
+
+
+def test_a_refreshed_page_reattaches_to_its_job_through_the_url(colours):
+    first = train_page(colours)
+    first.button(key="train_start").click().run()
+    job_id = first.session_state[app_state.JOB_ID]
+    refreshed = AppTest.from_file(APP, default_timeout=120)
+    refreshed.query_params[app_state.JOB_QUERY_PARAM] = job_id
+    refreshed.run()
+    assert refreshed.session_state[app_state.JOB_ID] == job_id
+    from tltools.streamlit_bridge import job_manager
+
+    job_manager().stop(job_id)
+    job_manager().wait(job_id, timeout=300)
+
+
+def test_lr_finder_plots_and_use_suggested_moves_the_slider(colours):
+    app = train_page(colours)
+    app.button(key="train_lr_find").click().run()
+    finder = app.session_state[app_state.LR_FINDER]
+    assert finder is not None
+    app.button(key="train_use_suggested").click().run()
+    chosen = app.select_slider(key="train_lr").value
+    assert abs(math.log10(chosen) - math.log10(finder.suggested)) <= 0.126  # nearest quarter-decade step
+    assert app.session_state[app_state.CONFIG].learning_rate == chosen

@@ -1,0 +1,164 @@
+"""Background training jobs: a queue and worker threads that outlive any one web page.
+
+The app submits a :class:`~tltools.training.TrainConfig` and a dataset; a
+worker thread runs :func:`tltools.training.train` while the page that started
+it may rerun, switch, close or be refreshed. Pages read a job's
+:class:`~tltools.training.TrainingLog` snapshot to draw live charts; nothing
+here calls Streamlit. By default one job trains at a time (a CPU server is
+saturated by one); later jobs wait in the queue and know their place in it.
+"""
+
+import dataclasses
+import datetime
+import queue
+import secrets
+import threading
+from pathlib import Path
+
+from tltools import paths
+from tltools.data.dataset import Dataset
+from tltools.errors import TLToolsError
+from tltools.training import StopRequest, TrainConfig, TrainingLog, train
+
+QUEUED, RUNNING, COMPLETED, STOPPED, FAILED = "queued", "running", "completed", "stopped", "failed"
+FINISHED = (COMPLETED, STOPPED, FAILED)
+
+
+@dataclasses.dataclass(eq=False)
+class Job:
+    """One training request and what became of it.
+
+    Attributes:
+        job_id: Short unique id (also the last part of the run folder's name).
+        owner: Who submitted it (the app's session id), for listing one's own jobs.
+        config: The run's settings.
+        dataset: The data to train on.
+        run_dir: The run folder the job writes (known before it starts).
+        from_run: A run whose model the job continues, or None.
+        status: ``queued``, ``running``, ``completed``, ``stopped`` or ``failed``.
+        error: The failure message, for failed jobs.
+        metrics: The final metrics, once finished.
+        log: Live progress (read with ``log.snapshot()``).
+        stop_request: Cooperative stop shared with the training thread.
+        submitted_at: When it was submitted.
+    """
+
+    job_id: str
+    owner: str | None
+    config: TrainConfig
+    dataset: Dataset
+    run_dir: Path
+    from_run: Path | None = None
+    status: str = QUEUED
+    error: str | None = None
+    metrics: dict | None = None
+    log: TrainingLog = dataclasses.field(default_factory=TrainingLog)
+    stop_request: StopRequest = dataclasses.field(default_factory=StopRequest)
+    submitted_at: datetime.datetime = dataclasses.field(default_factory=datetime.datetime.now)
+
+    @property
+    def finished(self) -> bool:
+        """True once the job completed, stopped or failed."""
+        return self.status in FINISHED
+
+
+class JobManager:
+    """Runs training jobs on worker threads, ``max_concurrent`` at a time, the rest queued.
+
+    Args:
+        max_concurrent: Jobs that may train at once.
+        runs_root: Folder for run folders; defaults to :func:`tltools.paths.runs_dir`
+            at submission time.
+    """
+
+    def __init__(self, max_concurrent: int = 1, runs_root: Path | None = None):
+        if max_concurrent < 1:
+            raise TLToolsError(f"max_concurrent={max_concurrent} must be at least 1")
+        self.runs_root = runs_root
+        self._jobs: dict[str, Job] = {}
+        self._waiting: list[str] = []
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"tltools-trainer-{n}", daemon=True)
+            for n in range(max_concurrent)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def submit(self, config: TrainConfig, dataset: Dataset, *, owner: str | None = None,
+               from_run: Path | str | None = None) -> Job:
+        """Queue a training job and return it at once.
+
+        Raises:
+            TLToolsError: The config is invalid.
+        """
+        config.validate()
+        job_id = secrets.token_hex(4)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(self.runs_root or paths.runs_dir()) / f"{stamp}-{config.backbone}-{job_id}"
+        job = Job(job_id, owner, config, dataset, run_dir, Path(from_run) if from_run else None)
+        with self._lock:
+            self._jobs[job_id] = job
+            self._waiting.append(job_id)
+        self._queue.put(job_id)
+        return job
+
+    def get(self, job_id: str | None) -> Job | None:
+        """Return the job with that id, or None (unknown ids, e.g. from before a restart)."""
+        with self._lock:
+            return self._jobs.get(job_id) if job_id else None
+
+    def jobs(self, owner: str | None = None) -> list[Job]:
+        """Return the jobs (of ``owner`` when given), newest first."""
+        with self._lock:
+            found = [job for job in self._jobs.values() if owner is None or job.owner == owner]
+        return sorted(found, key=lambda job: job.submitted_at, reverse=True)
+
+    def queue_position(self, job_id: str) -> int | None:
+        """Return 1 for the next job to start, 2 for the one after, ...; None when not waiting."""
+        with self._lock:
+            return self._waiting.index(job_id) + 1 if job_id in self._waiting else None
+
+    def stop(self, job_id: str) -> None:
+        """Stop a running job after its current batch (keeping its best model), or cancel a queued one."""
+        job = self.get(job_id)
+        if job is None:
+            raise TLToolsError(f"no training job {job_id!r}; it may have ended before the server restarted")
+        job.stop_request.stop()
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job has finished (for scripts and tests); return it.
+
+        Raises:
+            TLToolsError: The job is unknown or did not finish within ``timeout`` seconds.
+        """
+        job = self.get(job_id)
+        if job is None:
+            raise TLToolsError(f"no training job {job_id!r}")
+        deadline = None if timeout is None else datetime.datetime.now() + datetime.timedelta(seconds=timeout)
+        while not job.finished:
+            if deadline and datetime.datetime.now() > deadline:
+                raise TLToolsError(f"training job {job_id} did not finish within {timeout} s")
+            threading.Event().wait(0.1)
+        return job
+
+    def _work(self) -> None:
+        while True:
+            job = self.get(self._queue.get())
+            with self._lock:
+                self._waiting.remove(job.job_id)
+            if job.stop_request.requested:
+                job.status = STOPPED
+                job.error = "cancelled before it started"
+                continue
+            job.status = RUNNING
+            try:
+                result = train(job.config, job.dataset, log=job.log, stop=job.stop_request,
+                               from_run=job.from_run, run_dir=job.run_dir)
+            except Exception as error:  # the run folder records it too; the page shows it
+                job.error = str(error) or type(error).__name__
+                job.status = FAILED
+            else:
+                job.metrics = result.metrics
+                job.status = STOPPED if job.stop_request.requested else COMPLETED
