@@ -8,34 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.export.helpers import CLASSES, SIZE, fabricate_run, train_paths, transfer_model
-from tltools.data.pipeline import decode_images
+from tests.export.helpers import CLASSES, SIZE, train_paths
 from tltools.errors import TLToolsError
 from tltools.export import FORMATS, export_file, export_model, export_run
 from tltools.export import formats as formats_module
 from tltools.export.run import CHECK_SIZE, SAMPLE_SIZE, training_images
 from tltools.model import load_model
-
-
-@pytest.fixture(scope="module")
-def model():
-    return transfer_model()
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, model):
-    root = tmp_path_factory.mktemp("export-formats")
-    return fabricate_run(root / "run", root / "images", model)
-
-
-@pytest.fixture(scope="module")
-def images(run):
-    return decode_images(train_paths(run.parent / "images"), SIZE)
-
-
-@pytest.fixture(scope="module")
-def expected(model, images):
-    return model.predict(images.astype("float32"), verbose=0)
 
 
 @pytest.fixture(scope="module")

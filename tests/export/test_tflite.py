@@ -6,33 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.export.helpers import CLASSES, SIZE, fabricate_run, train_paths, transfer_model
-from tltools.data.pipeline import decode_images
+from tests.export.helpers import CLASSES, SIZE
 from tltools.errors import TLToolsError
 from tltools.export import FORMATS, export_model, export_run
 from tltools.export import tflite
 from tltools.export.checks import compare, enforce
-
-
-@pytest.fixture(scope="module")
-def model():
-    return transfer_model()
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, model):
-    root = tmp_path_factory.mktemp("export-tflite")
-    return fabricate_run(root / "run", root / "images", model)
-
-
-@pytest.fixture(scope="module")
-def images(run):
-    return decode_images(train_paths(run.parent / "images"), SIZE)
-
-
-@pytest.fixture(scope="module")
-def expected(model, images):
-    return model.predict(images.astype("float32"), verbose=0)
 
 
 @pytest.fixture(scope="module")
