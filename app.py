@@ -18,8 +18,7 @@ navigation = st.navigation(
         st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
     ]
 )
-summary = st.sidebar.container()
-try:
-    navigation.run()
-finally:  # drawn after the page, so it shows the page's changes; also when the page calls st.stop()
-    sidebar_summary(summary)
+summary = st.sidebar.empty()
+sidebar_summary(summary)  # shown even when the page ends early with st.stop()
+navigation.run()
+sidebar_summary(summary)  # redrawn with what the page just changed

@@ -9,7 +9,9 @@ from tltools.data import load_dataset, load_image
 from tltools.data.augment import AugmentOptions, augmentation_preview
 from tltools.data.uploads import list_uploaded_datasets
 from tltools.errors import TLToolsError
-from tltools.streamlit_bridge import config, show_error, update_config
+from tltools.streamlit_bridge import config, require_app, show_error, update_config
+
+require_app()
 
 st.title("Dataset")
 st.write(

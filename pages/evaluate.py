@@ -10,8 +10,10 @@ from tltools.data import load_dataset
 from tltools.errors import TLToolsError
 from tltools.evaluation import evaluate_split, gradcam, per_class_table
 from tltools.fileio import read_json, write_json
-from tltools.streamlit_bridge import cached_model, show_error
+from tltools.streamlit_bridge import cached_model, require_app, show_error
 from tltools.training import history_frame
+
+require_app()
 
 GALLERY_SIZE = 12
 SPLIT_SETTINGS = ("val_fraction", "test_fraction", "seed")
@@ -57,7 +59,7 @@ def evaluate_now(run: runs.RunInfo) -> None:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def gradcam_overlay(model_file: str, model_modified: float, image: str):
-    """Return the Grad-CAM overlay of an image for the predicted class, once per model version and image."""
+    """Return the Grad-CAM overlay of an image for its predicted class; ``model_modified`` keys the cache."""
     model, _, _ = cached_model(model_file)
     return gradcam(model, image).overlay
 

@@ -6,7 +6,9 @@ from tltools import app_state
 from tltools.data import load_dataset
 from tltools.data.sample import PER_CLASS, sample_digits_dataset
 from tltools.errors import TLToolsError
-from tltools.streamlit_bridge import show_error
+from tltools.streamlit_bridge import require_app, show_error
+
+require_app()
 
 STEPS = [
     ("pages/dataset.py", "1. Dataset", ":material/folder_zip:",

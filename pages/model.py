@@ -12,9 +12,19 @@ from tltools.data.images import IMAGE_EXTENSIONS
 from tltools.errors import TLToolsError
 from tltools.model import block_names, parameter_totals
 from tltools.model.freezing import preview_unfreeze, weighted_layers
-from tltools.streamlit_bridge import (check_weights_file, config, imagenet_classifier, preview_model,
-                                      save_uploaded_weights, show_error, update_config)
+from tltools.streamlit_bridge import (
+    check_weights_file,
+    config,
+    imagenet_classifier,
+    preview_model,
+    require_app,
+    save_uploaded_weights,
+    show_error,
+    update_config,
+)
 from tltools.training.config import POOLINGS
+
+require_app()
 
 WEIGHTS = {"imagenet": "ImageNet (pretrained)", "file": "My own weights file", "none": "None (random start)"}
 OFFLINE = ", ".join(spec.name for spec in list_backbones() if spec.offline)

@@ -11,7 +11,9 @@ from tltools.errors import TLToolsError
 from tltools.evaluation import gradcam
 from tltools.fileio import atomic_path
 from tltools.prediction import predict_images, predictions_table
-from tltools.streamlit_bridge import cached_model, show_error
+from tltools.streamlit_bridge import cached_model, require_app, show_error
+
+require_app()
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 DETAILED = 24

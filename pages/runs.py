@@ -11,10 +11,12 @@ from tltools.data import load_dataset
 from tltools.errors import TLToolsError
 from tltools.export import export_run
 from tltools.fileio import read_json, write_json
-from tltools.streamlit_bridge import show_error
+from tltools.streamlit_bridge import require_app, show_error
 from tltools.training import TrainConfig, history_frame
 
-# Export format → (button label, file name ending after the run id in <run>/exports/).
+require_app()
+
+# Export format → (heading, file name ending after the run id in <run>/exports/).
 EXPORTS = {
     "keras": (".keras", ".keras"),
     "h5": (".h5", ".h5"),
@@ -37,7 +39,7 @@ def check_path(file: Path) -> Path:
 
 
 def describe_export(file: Path) -> str:
-    """One line about a built export: its size and how closely it matches the Keras model."""
+    """Describe a built export: its size, how closely it matches the Keras model, and its notes."""
     facts = read_json(check_path(file))
     check = facts["check"]
     line = f"{file.stat().st_size / 1e6:.1f} MB"
@@ -57,7 +59,8 @@ def exports(run: runs.RunInfo) -> None:
         key = f"{run.run_id}_{fmt}"
         with column:
             st.markdown(f"**{label}**")
-            fresh = check_path(file).is_file() and file.stat().st_mtime >= run.model_path.stat().st_mtime
+            fresh = (file.is_file() and check_path(file).is_file()
+                     and file.stat().st_mtime >= run.model_path.stat().st_mtime)
             if not fresh and st.button("Prepare", key=f"runs_prepare_{key}", help=f"Build the {label} export"):
                 try:
                     with st.spinner(f"Building and checking the {label} export…"):

@@ -8,7 +8,17 @@ from tltools.charts.training import batch_loss_figure, epoch_curves_figure, lr_f
 from tltools.errors import TLToolsError
 from tltools.training import suggest_learning_rate
 from tltools.training.config import OPTIMIZERS
-from tltools.streamlit_bridge import config, current_job, job_manager, remember_job, show_error, update_config
+from tltools.streamlit_bridge import (
+    config,
+    current_job,
+    job_manager,
+    remember_job,
+    require_app,
+    show_error,
+    update_config,
+)
+
+require_app()
 
 # Learning rates offered by the log-scale sliders: 1e-5 … 1e-1, four steps per decade.
 RATES = [float(f"{rate:.2g}") for rate in np.logspace(-5, -1, 17)]

@@ -36,6 +36,24 @@ def init_state() -> None:
         st.session_state[app_state.JOB_ID] = job_id
 
 
+def require_app() -> None:
+    """Make sure a page runs inside ``app.py`` (its router, session defaults and sidebar).
+
+    On a fresh server Streamlit treats a folder named ``pages/`` as a legacy
+    multipage app until the first ``st.navigation`` call, so a first request
+    for a page's URL runs that page file alone, without ``app.py``
+    (``PagesManager.uses_pages_directory``; ``st.navigation`` itself clears
+    the flag). Clear it here and rerun: the same URL then runs through
+    ``app.py``, which opens the requested page. Every page calls this first.
+    """
+    if app_state.SESSION_ID in st.session_state:
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
 @st.cache_resource
 def job_manager() -> JobManager:
     """Return the server's one job manager (shared by all sessions).
@@ -104,12 +122,12 @@ def show_error(error: Exception) -> None:
             st.exception(error)
 
 
-def sidebar_summary(container) -> None:
-    """Show the current dataset, model choice and running/last job in ``container`` (in the sidebar)."""
+def sidebar_summary(slot) -> None:
+    """Show the current dataset, model choice and running/last job in ``slot`` (an ``st.sidebar.empty()``)."""
     dataset = st.session_state[app_state.DATASET]
     settings = config()
     job = current_job()
-    with container:
+    with slot.container():
         st.caption("Dataset")
         st.write("none loaded yet" if dataset is None else
                  f"**{dataset.source}**  \n{len(dataset.items)} images, {len(dataset.classes)} classes")

@@ -1,0 +1,119 @@
+"""The Runs page, driven through AppTest: list, export once, delete with confirmation, continue training."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.factories import fast_config
+from tltools import app_state, runs
+from tltools.fileio import read_json, write_json
+from tltools.training import TrainConfig, train
+
+TIMEOUT = 120
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture(scope="module")
+def run(colours):
+    return train(fast_config(epochs=1), colours).run
+
+
+@pytest.fixture
+def copy_run(run):
+    """Copy the run folder beside it, with changed ``status.json`` fields; copies are removed afterwards."""
+    copies = []
+
+    def copy(name: str, **status) -> Path:
+        folder = Path(shutil.copytree(run.path, run.path.with_name(f"{run.run_id}-{name}")))
+        write_json(folder / "status.json", {**read_json(folder / "status.json"), **status})
+        copies.append(folder)
+        return folder
+
+    yield copy
+    for folder in copies:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def open_runs(run_path, **state) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.session_state[app_state.SELECTED_RUN] = str(run_path)
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.run().switch_page("pages/runs.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def keys(app: AppTest, kind: str) -> set[str]:
+    return {widget.key for widget in app.get(kind)}
+
+
+def test_lists_every_run_and_overlays_the_chosen_ones(run):
+    app = open_runs(run.path)
+    table = app.dataframe[0].value
+    row = table[table["run"] == run.run_id].iloc[0]
+    assert row["status"] == "completed" and row["backbone"] == "efficientnet_lite0" and row["epochs"] == 1
+    assert row["best val accuracy"] == pytest.approx(run.best_val_accuracy)
+    assert app.multiselect(key="runs_chosen").value == [run.run_id]
+    app.selectbox(key="runs_metric").set_value("loss").run()
+    assert not app.exception, app.exception
+
+
+def test_a_keras_export_is_built_once_then_offered_for_download(run):
+    app = open_runs(run.path)
+    prepare, download = f"runs_prepare_{run.run_id}_keras", f"runs_download_{run.run_id}_keras"
+    assert prepare in keys(app, "button") and download not in keys(app, "download_button")
+    app.button(key=prepare).click().run()
+    assert not app.exception, app.exception
+    exported = run.path / "exports" / f"{run.run_id}.keras"
+    built = exported.stat().st_mtime_ns
+    assert download in keys(app, "download_button") and prepare not in keys(app, "button")
+    assert any("max prob diff" in caption.value for caption in app.caption)
+    again = open_runs(run.path)
+    assert download in keys(again, "download_button") and prepare not in keys(again, "button")
+    assert exported.stat().st_mtime_ns == built
+
+
+def test_deleting_needs_the_confirmation_and_removes_the_folder(copy_run):
+    doomed = copy_run("doomed")
+    app = open_runs(doomed)
+    delete = app.button(key=f"runs_delete_{doomed.name}")
+    assert delete.disabled
+    app.checkbox(key=f"runs_confirm_{doomed.name}").check().run()
+    app.button(key=f"runs_delete_{doomed.name}").click().run()
+    assert not app.exception, app.exception
+    assert not doomed.exists()
+    assert doomed.name not in set(app.dataframe[0].value["run"])
+
+
+def test_a_running_run_is_not_deleted_and_the_page_says_why(copy_run):
+    live = copy_run("live", status="running", pid=os.getpid(), process_token=runs._PROCESS_TOKEN)
+    app = open_runs(live)
+    app.checkbox(key=f"runs_confirm_{live.name}").check().run()
+    app.button(key=f"runs_delete_{live.name}").click().run()
+    assert live.is_dir()
+    assert len(app.error) == 1 and "still training; stop it before deleting it" in app.error[0].value
+
+
+def test_continue_training_on_a_stopped_run_opens_train_with_its_settings(run, copy_run, colours):
+    stopped = copy_run("stopped", status="stopped")
+    app = open_runs(stopped, **{app_state.DATASET: colours})
+    app.multiselect(key="runs_chosen").set_value([stopped.name, run.run_id]).run()
+    continue_buttons = {key for key in keys(app, "button") if key.startswith("runs_continue_")}
+    assert continue_buttons == {f"runs_continue_{stopped.name}"}  # a completed run is not continued
+    app.button(key=f"runs_continue_{stopped.name}").click().run()
+    assert app.session_state[app_state.FROM_RUN] == str(stopped)
+    assert app.session_state[app_state.CONFIG] == TrainConfig.from_dict(run.config)
+    assert app.session_state[app_state.DATASET] is colours
+    assert app.title[0].value == "Train"
+
+
+def test_continue_training_loads_the_runs_dataset_when_none_is_loaded(copy_run, colours):
+    stopped = copy_run("interrupted", status="running", pid=None)
+    app = open_runs(stopped)
+    app.button(key=f"runs_continue_{stopped.name}").click().run()
+    assert app.session_state[app_state.DATASET].classes == colours.classes
+    assert app.title[0].value == "Train"
