@@ -1,55 +1,27 @@
 """Evaluate page: a run's metrics on its held-out images, where it errs, and where its model looks."""
 
-from pathlib import Path
-
 import streamlit as st
 
-from tltools import app_state, runs
+from tltools import runs
 from tltools.charts.evaluation import confusion_matrix_figure, roc_figure
-from tltools.data import load_dataset
 from tltools.errors import TLToolsError
 from tltools.evaluation import evaluate_split, gradcam, per_class_table
-from tltools.fileio import read_json, write_json
-from tltools.streamlit_bridge import cached_model, require_app, show_error
+from tltools.fileio import write_json
+from tltools.streamlit_bridge import cached_model, require_app, run_picker, show_error
 from tltools.training import history_frame
 
 require_app()
 
 GALLERY_SIZE = 12
-SPLIT_SETTINGS = ("val_fraction", "test_fraction", "seed")
 SPLIT_TITLES = {"val": "Validation", "test": "Test"}
 
 st.title("Evaluate")
 
 
-def pick_run() -> runs.RunInfo:
-    """Choose among the runs with a model, newest first, remembering the choice across pages."""
-    available = [run for run in runs.list_runs() if run.model_path.is_file()]
-    if not available:
-        st.info("No run has a model yet: train one on the Train page.", icon=":material/info:")
-        st.stop()
-    paths = [str(run.path) for run in available]
-    selected = st.session_state[app_state.SELECTED_RUN]
-    labels = {str(run.path): f"{run.run_id} ({run.status})" for run in available}
-    choice = st.selectbox("Run", paths, index=paths.index(selected) if selected in paths else 0,
-                          format_func=labels.get, key="evaluate_run")
-    st.session_state[app_state.SELECTED_RUN] = choice
-    return available[paths.index(choice)]
-
-
-def dataset_root(run: runs.RunInfo) -> Path:
-    """Return the folder the run's images were read from (``root`` in its ``dataset.json``)."""
-    file = run.path / "dataset.json"
-    if not file.is_file():
-        raise TLToolsError(f"run {run.run_id} has no dataset.json, so its images cannot be found")
-    return Path(read_json(file)["root"])
-
-
 def evaluate_now(run: runs.RunInfo) -> None:
     """Evaluate the run's model on its val and test splits, re-created as training made them, into metrics.json."""
     model, class_names, _ = cached_model(run.path)
-    settings = {key: run.config[key] for key in SPLIT_SETTINGS if key in run.config}
-    dataset = load_dataset(dataset_root(run), **settings)
+    dataset = runs.load_run_dataset(run)
     top_k = run.config.get("top_k", 5)
     metrics = {"classes": class_names, "epochs_run": len(history_frame(run.path))}
     for split in SPLIT_TITLES:
@@ -70,7 +42,7 @@ def gallery(run: runs.RunInfo, split: str, mistakes: list[dict]) -> None:
     if not mistakes:
         st.success("Every image of this split is classified correctly.", icon=":material/check_circle:")
         return
-    root = dataset_root(run)
+    root = runs.dataset_root(run)
     shown = [item for item in mistakes[:GALLERY_SIZE] if (root / item["path"]).is_file()]
     if len(shown) < len(mistakes[:GALLERY_SIZE]):
         st.warning(f"{len(mistakes[:GALLERY_SIZE]) - len(shown)} of these images are gone from {root}; "
@@ -118,7 +90,7 @@ def show_split(run: runs.RunInfo, split: str, metrics: dict) -> None:
         show_error(error)
 
 
-run = pick_run()
+run = run_picker("evaluate_run", none_message="No run has a model yet: train one on the Train page.")
 if run.status != runs.COMPLETED:
     st.caption(f"This run is **{run.status}**" + (f" ({run.error})" if run.error else "")
                + ": its best checkpoint so far is evaluated.")

@@ -11,7 +11,7 @@ from tltools.errors import TLToolsError
 from tltools.evaluation import gradcam
 from tltools.fileio import atomic_path
 from tltools.prediction import predict_images, predictions_table
-from tltools.streamlit_bridge import cached_model, require_app, show_error
+from tltools.streamlit_bridge import cached_model, require_app, run_picker, show_error
 
 require_app()
 
@@ -20,22 +20,6 @@ DETAILED = 24
 FROM_RUN, FROM_FILE = "A training run", "My own .keras file"
 
 st.title("Predict")
-
-
-def pick_run() -> Path:
-    """Choose among the runs with a model, newest first, remembering the choice across pages."""
-    available = [run for run in runs.list_runs() if run.model_path.is_file()]
-    if not available:
-        st.info("No run has a model yet: train one on the Train page, or upload your own .keras file.",
-                icon=":material/info:")
-        st.stop()
-    run_paths = [str(run.path) for run in available]
-    selected = st.session_state[app_state.SELECTED_RUN]
-    labels = {str(run.path): f"{run.run_id} ({run.status})" for run in available}
-    choice = st.selectbox("Run", run_paths, index=run_paths.index(selected) if selected in run_paths else 0,
-                          format_func=labels.get, key="predict_run")
-    st.session_state[app_state.SELECTED_RUN] = choice
-    return Path(choice) / runs.MODEL_FILE
 
 
 def keep_upload(upload) -> Path:
@@ -55,7 +39,8 @@ def keep_upload(upload) -> Path:
 
 source = st.radio("Model", [FROM_RUN, FROM_FILE], horizontal=True, key="predict_model_source")
 if source == FROM_RUN:
-    model_path = pick_run()
+    model_path = run_picker("predict_run", none_message="No run has a model yet: train one on the Train page, "
+                            "or upload your own .keras file.").model_path
 else:
     upload = st.file_uploader("Keras model saved by tltools (.keras)", type=["keras"], key="predict_model_upload")
     if upload is not None:

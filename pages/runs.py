@@ -7,7 +7,6 @@ import streamlit as st
 
 from tltools import app_state, paths, runs
 from tltools.charts.evaluation import HISTORY_METRICS, runs_overlay_figure
-from tltools.data import load_dataset
 from tltools.errors import TLToolsError
 from tltools.export import export_run
 from tltools.fileio import read_json, write_json
@@ -84,14 +83,10 @@ def continue_training(run: runs.RunInfo) -> None:
     """
     config = TrainConfig.from_dict(run.config)
     if st.session_state[app_state.DATASET] is None:
-        described = run.path / "dataset.json"
-        if not described.is_file():
-            raise TLToolsError(f"run {run.run_id} has no dataset.json; load its data on the Dataset page first")
-        root = read_json(described)["root"]
+        root = runs.dataset_root(run)
         with st.spinner(f"Loading the run's dataset from {root}…"):
-            st.session_state[app_state.DATASET] = load_dataset(
-                root, val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed)
-        st.session_state[app_state.DATASET_ORIGIN] = root
+            st.session_state[app_state.DATASET] = runs.load_run_dataset(run)
+        st.session_state[app_state.DATASET_ORIGIN] = str(root)
     st.session_state[app_state.CONFIG] = config
     st.session_state[app_state.FROM_RUN] = str(run.path)
     st.switch_page("pages/train.py")

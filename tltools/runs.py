@@ -23,6 +23,8 @@ from tltools.fileio import read_json, write_json, write_text
 RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED = "running", "completed", "stopped", "failed", "interrupted"
 STATUSES = (RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED)
 MODEL_FILE = "model.keras"
+# The config settings that decide a dataset's split: the same values give the same split.
+SPLIT_SETTINGS = ("val_fraction", "test_fraction", "seed")
 
 # Tells this process's runs from those of an earlier process that had the same pid.
 _PROCESS_TOKEN = uuid.uuid4().hex
@@ -173,6 +175,35 @@ def delete_run(path: Path | str) -> None:
     if run.status == RUNNING:
         raise TLToolsError(f"run {run.run_id} is still training; stop it before deleting it")
     shutil.rmtree(run.path)
+
+
+def split_settings(run: RunInfo) -> dict:
+    """Return the run's split settings (``val_fraction``, ``test_fraction``, ``seed``) found in its config."""
+    return {key: run.config[key] for key in SPLIT_SETTINGS if key in run.config}
+
+
+def dataset_root(run: RunInfo) -> Path:
+    """Return the folder the run's images were read from (``root`` in its ``dataset.json``).
+
+    Raises:
+        TLToolsError: The run has no record of its dataset.
+    """
+    record = run.path / "dataset.json"
+    root = (_read_optional(record) or {}).get("root")
+    if not root:
+        raise TLToolsError(f"run {run.run_id} has no dataset.json naming its images; load the data again yourself")
+    return Path(root)
+
+
+def load_run_dataset(run: RunInfo):
+    """Load the run's dataset again from where it was read, split exactly as training split it.
+
+    Raises:
+        TLToolsError: The run has no dataset record, or the images are gone or changed.
+    """
+    from tltools.data import load_dataset
+
+    return load_dataset(dataset_root(run), **split_settings(run))
 
 
 def _owner_alive(state: dict) -> bool:

@@ -114,6 +114,26 @@ def imagenet_classifier(backbone: str):
     return build_imagenet_classifier(backbone)
 
 
+def run_picker(key: str, *, none_message: str) -> runs.RunInfo:
+    """Choose among the runs that have a model, newest first; the choice is shared by the pages.
+
+    Args:
+        key: The selectbox's widget key.
+        none_message: What to say (then stop the page) when no run has a model.
+    """
+    available = [run for run in runs.list_runs() if run.model_path.is_file()]
+    if not available:
+        st.info(none_message, icon=":material/info:")
+        st.stop()
+    paths = [str(run.path) for run in available]
+    selected = st.session_state[app_state.SELECTED_RUN]
+    labels = {str(run.path): f"{run.run_id} ({run.status})" for run in available}
+    choice = st.selectbox("Run", paths, index=paths.index(selected) if selected in paths else 0,
+                          format_func=labels.get, key=key)
+    st.session_state[app_state.SELECTED_RUN] = choice
+    return available[paths.index(choice)]
+
+
 def show_error(error: Exception) -> None:
     """Show a project error as one ``st.error`` line; other errors also get their details in an expander."""
     st.error(str(error) or type(error).__name__, icon=":material/error:")

@@ -8,8 +8,8 @@ import pytest
 import tltools.cli
 from tests.factories import class_images, write_tree
 from tltools.data import load_dataset
-from tltools.fileio import write_json
 from tltools.model import build_model, save_model
+from tltools.runs import COMPLETED, RunWriter
 
 CLASSES = ["ant", "bee", "cat"]
 RUN_SPLIT = {"val_fraction": 0.5, "test_fraction": 0.25, "seed": 3}
@@ -32,10 +32,11 @@ def run_folder(tmp_path_factory):
     model = build_model("mobilenet_v3_small", CLASSES, weights="none", input_size=64)
     kernel, _ = model.get_layer("predictions").get_weights()
     model.get_layer("predictions").set_weights([np.zeros_like(kernel), np.array([4.0, 0.0, 0.0], "float32")])
-    run = tmp_path_factory.mktemp("run")
-    save_model(model, run / "model.keras", CLASSES)
-    write_json(run / "config.json", {"backbone": "mobilenet_v3_small", "epochs": 1, **RUN_SPLIT})
-    return run
+    writer = RunWriter(tmp_path_factory.mktemp("run"))
+    writer.set_status(COMPLETED)
+    save_model(model, writer.model_path, CLASSES)
+    writer.write_json("config.json", {"backbone": "mobilenet_v3_small", "epochs": 1, **RUN_SPLIT})
+    return writer.path
 
 
 def evaluate(capsys, *arguments):

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from tltools import runs
 from tltools.data import load_dataset
 from tltools.errors import TLToolsError
 from tltools.evaluation import check_classes, evaluate_split, per_class_table
-from tltools.fileio import read_json
 from tltools.model import load_model
 from tltools.prediction import capped_top_k, check_batch_size
 
 SPLITS = {"val": ("val",), "test": ("test",), "all": ("val", "test")}
-SPLIT_SETTINGS = ("val_fraction", "test_fraction", "seed")
 
 
 def add_parser(subparsers) -> None:
@@ -77,19 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def split_settings(model_path) -> dict:
-    """Return the split settings saved in a run folder's ``config.json``; {} for a model file.
-
-    Raises:
-        TLToolsError: The run's ``config.json`` is not valid JSON.
-    """
-    config = Path(model_path) / "config.json"
-    if not config.is_file():
+    """Return the split settings a run folder's training used; {} for a model file."""
+    if not (Path(model_path) / "status.json").is_file():
         return {}
-    try:
-        saved = read_json(config)
-    except ValueError as error:
-        raise TLToolsError(f"{config} is not valid JSON ({error}); fix or delete it to use the default split") from None
-    return {key: saved[key] for key in SPLIT_SETTINGS if key in saved}
+    return runs.split_settings(runs.read_run(model_path))
 
 
 def format_summary(model_path, dataset, settings: dict, results: dict) -> str:
