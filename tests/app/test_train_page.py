@@ -82,3 +82,15 @@ def test_lr_finder_plots_and_use_suggested_moves_the_slider(colours):
     chosen = app.select_slider(key="train_lr").value
     assert abs(math.log10(chosen) - math.log10(finder.suggested)) <= 0.126  # nearest quarter-decade step
     assert app.session_state[app_state.CONFIG].learning_rate == chosen
+
+
+def test_page_reruns_leave_the_keras_session_alone(colours, monkeypatch):
+    """Streamlit clears the Keras session after every rerun; a running fit must not have that done under it."""
+    import keras
+
+    calls = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: calls.append(1))
+    app = train_page(colours)
+    app.run()
+    app.run()
+    assert calls == []
