@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tltools import app_state, paths, runs
+from tltools import app_state, paths
 from tltools.charts.evaluation import top_k_figure
 from tltools.errors import TLToolsError
 from tltools.evaluation import gradcam

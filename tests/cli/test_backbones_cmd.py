@@ -2,17 +2,9 @@
 
 import json
 
-import pytest
 
-import tltools.cli
 from tltools.backbones import list_backbones
 from tltools.cli import main
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    """Register ``backbones`` as ``tltools.cli.COMMANDS`` lists it."""
-    monkeypatch.setattr(tltools.cli, "COMMANDS", tuple(dict.fromkeys((*tltools.cli.COMMANDS, "backbones"))))
 
 
 def run_backbones(capsys, *args):

@@ -15,12 +15,6 @@ CLASSES = ["ant", "bee", "cat"]
 RUN_SPLIT = {"val_fraction": 0.5, "test_fraction": 0.25, "seed": 3}
 
 
-@pytest.fixture(autouse=True)
-def evaluate_registered(monkeypatch):
-    """Register ``evaluate`` as the lead will in ``tltools.cli.COMMANDS``."""
-    monkeypatch.setattr(tltools.cli, "COMMANDS", tuple(dict.fromkeys((*tltools.cli.COMMANDS, "evaluate"))))
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_tree(tmp_path_factory.mktemp("data"), class_images(CLASSES, per_class=8))

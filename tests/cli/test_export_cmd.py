@@ -4,17 +4,9 @@ import re
 
 import pytest
 
-import tltools.cli
 from tests.export.helpers import CLASSES, fabricate_run, transfer_model
 from tltools.cli import main
 from tltools.model import load_model
-
-
-@pytest.fixture(autouse=True)
-def _export_registered(monkeypatch):
-    """Register the subcommand as the lead will (tltools/cli/__init__.py is not this module's to edit)."""
-    if "export" not in tltools.cli.COMMANDS:
-        monkeypatch.setattr(tltools.cli, "COMMANDS", (*tltools.cli.COMMANDS, "export"))
 
 
 @pytest.fixture(scope="module")
