@@ -2,44 +2,142 @@
 
 Images are decoded and resized once, with the same function prediction uses
 (:func:`tltools.data.images.load_image`), into one ``uint8`` array; every epoch
-then only gathers batches from it. Batches leave the pipeline as ``float32``
-in 0..255: normalisation is the model's job (each backbone has its own).
+then only gathers batches from it. An array larger than the memory budget
+(``TLTOOLS_DECODE_MEMORY_BYTES``, default 2 GiB) goes to a ``.npy`` file under
+``cache_dir()/"decoded"`` instead, read back batch by batch
+(:class:`tltools.data.array_store.NpyRows`), and is reused by later runs on the
+same files. Batches leave the pipeline as ``float32`` in 0..255: normalisation
+is the model's job (each backbone has its own). Nothing ever holds a whole
+dataset as ``float32``.
 """
 
 import concurrent.futures
+import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from tltools.data.array_store import NpyRows, npy_writer
 from tltools.data.augment import AugmentOptions, build_augmenter
 from tltools.data.dataset import Dataset
 from tltools.data.images import load_image
+from tltools.errors import TLToolsError
+from tltools.paths import cache_dir
+
+DEFAULT_DECODE_MEMORY_BYTES = 2 * 1024**3
+_DECODE_CHUNK = 256  # images decoded between two writes to the disk cache
 
 
-def decode_images(paths, size: int, *, workers: int | None = None, on_progress=None) -> np.ndarray:
+def decode_memory_budget() -> int:
+    """Return the bytes of decoded images kept in memory (``TLTOOLS_DECODE_MEMORY_BYTES``, default 2 GiB).
+
+    Raises:
+        TLToolsError: The variable is set to something other than a whole number >= 0.
+    """
+    value = os.environ.get("TLTOOLS_DECODE_MEMORY_BYTES")
+    if value is None or value == "":
+        return DEFAULT_DECODE_MEMORY_BYTES
+    try:
+        budget = int(value)
+    except ValueError:
+        budget = -1
+    if budget < 0:
+        raise TLToolsError(f"TLTOOLS_DECODE_MEMORY_BYTES={value!r} must be a whole number of bytes >= 0")
+    return budget
+
+
+def decode_images(
+    paths,
+    size: int,
+    *,
+    workers: int | None = None,
+    on_progress=None,
+    memory_budget: int | None = None,
+    cache_key: str | None = None,
+) -> np.ndarray | NpyRows:
     """Decode and resize images into one ``uint8`` array of shape (N, size, size, 3).
+
+    Arrays up to ``memory_budget`` bytes are returned in memory. Larger ones are
+    decoded into a ``.npy`` file under ``cache_dir()/"decoded"`` (written
+    atomically, a chunk at a time) and returned as :class:`NpyRows`, which reads
+    rows on demand; a later call for the same images reuses the file.
 
     Args:
         paths: Image files (anything :func:`tltools.data.images.load_image` takes).
         size: Side of the square output, the backbone's input size.
         workers: Decoding threads; defaults to the CPU count.
         on_progress: Optional ``callable(done, total)``.
+        memory_budget: Bytes the result may take in memory; defaults to
+            :func:`decode_memory_budget`. Sources other than paths (bytes,
+            file objects) without a ``cache_key`` are always decoded in memory.
+        cache_key: Names the disk cache file; defaults to a digest of the
+            resolved paths, their sizes and modification times. Callers that
+            know the content (``Dataset.fingerprint``) pass a key derived from it.
 
     Raises:
         TLToolsError: An image cannot be decoded (ingest normally skipped it already).
     """
     paths = list(paths)
-    images = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    budget = decode_memory_budget() if memory_budget is None else memory_budget
+    shape = (len(paths), size, size, 3)
+    progress = _Progress(len(paths), on_progress)
+    fits = len(paths) * size * size * 3 <= budget
+    key = None if fits else cache_key or _paths_key(paths)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        if key is None:
+            images = np.empty(shape, dtype=np.uint8)
+            _decode_into(images, paths, size, pool, progress)
+            return images
+        target = cache_dir() / "decoded" / f"{key}-{size}.npy"
+        if target.is_file():
+            cached = NpyRows(target)
+            if cached.shape == shape and cached.dtype == np.uint8:
+                progress.advance(len(paths))
+                return cached
+            cached.close()
+        with npy_writer(target, shape, np.uint8) as out:
+            chunk = np.empty((_DECODE_CHUNK, size, size, 3), dtype=np.uint8)
+            for start in range(0, len(paths), _DECODE_CHUNK):
+                part = paths[start:start + _DECODE_CHUNK]
+                _decode_into(chunk, part, size, pool, progress)
+                out.write(start, chunk[:len(part)])
+    return NpyRows(target)
+
+
+class _Progress:
+    """Counts decoded images and reports them to an optional ``callable(done, total)``."""
+
+    def __init__(self, total: int, callback):
+        self.total, self.callback, self.done = total, callback, 0
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+def _decode_into(out: np.ndarray, paths: list, size: int, pool, progress: _Progress) -> None:
+    """Decode ``paths[i]`` into ``out[i]`` on the thread pool."""
 
     def decode(index: int) -> None:
-        images[index] = load_image(paths[index], size)
+        out[index] = load_image(paths[index], size)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for done, _ in enumerate(pool.map(decode, range(len(paths))), start=1):
-            if on_progress is not None:
-                on_progress(done, len(paths))
-    return images
+    for _ in pool.map(decode, range(len(paths))):
+        progress.advance()
+
+
+def _paths_key(paths) -> str | None:
+    """Return a digest of the files' resolved paths, sizes and modification times (None unless all are paths)."""
+    if not all(isinstance(path, (str, os.PathLike)) for path in paths):
+        return None
+    digest = hashlib.sha256()
+    for path in paths:
+        resolved = Path(path).resolve()
+        stat = resolved.stat()
+        digest.update(f"{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
 
 
 def make_tf_dataset(
@@ -54,7 +152,8 @@ def make_tf_dataset(
     """Return batches of (float32 images in 0..255, int32 labels) drawn from decoded arrays.
 
     Args:
-        images: ``uint8`` array (N, H, W, 3), e.g. from :func:`decode_images`.
+        images: ``uint8`` array (N, H, W, 3), e.g. from :func:`decode_images` (in memory or
+            :class:`NpyRows`).
         labels: Integer class indices, length N.
         batch_size: Images per batch.
         shuffle: Reshuffle the order every epoch.
@@ -63,28 +162,58 @@ def make_tf_dataset(
     """
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    augmenter = build_augmenter(augment, seed=seed) if augment is not None else None
+    return _batches(images, None, labels, batch_size=batch_size, shuffle=shuffle, seed=seed, augmenter=augmenter)
+
+
+def make_feature_dataset(
+    features,
+    labels: np.ndarray,
+    *,
+    rows: np.ndarray | None = None,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Return batches of (float32 features, int32 labels) gathered from a feature array.
+
+    Args:
+        features: Array (M, ...) of cached activations, in memory or :class:`NpyRows`.
+        labels: Integer class indices, one per example.
+        rows: Row of ``features`` for each example; None means ``features`` has one row per label.
+        batch_size: Examples per batch.
+        shuffle: Reshuffle the order every epoch.
+        seed: Seed of the shuffle.
+    """
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(rows) != len(labels):
+        raise ValueError(f"{len(rows)} feature rows but {len(labels)} labels")
+    return _batches(features, rows, labels, batch_size=batch_size, shuffle=shuffle, seed=seed, augmenter=None)
+
+
+def _batches(array, rows, labels, *, batch_size: int, shuffle: bool, seed, augmenter) -> tf.data.Dataset:
+    """Shuffle indices, batch them, gather the rows of ``array`` with numpy, cast to float32, prefetch."""
     labels = np.asarray(labels, dtype=np.int32)
-    height, width = images.shape[1:3]
+    dtype = tf.as_dtype(array.dtype)
+    row_shape = list(array.shape[1:])
 
     def gather(indices):
-        return images[indices], labels[indices]
+        return array[indices if rows is None else rows[indices]], labels[indices]
 
     def load_batch(indices):
-        batch, batch_labels = tf.numpy_function(gather, [indices], [tf.uint8, tf.int32])
-        batch.set_shape([None, height, width, 3])
+        batch, batch_labels = tf.numpy_function(gather, [indices], [dtype, tf.int32])
+        batch.set_shape([None, *row_shape])
         batch_labels.set_shape([None])
         return tf.cast(batch, tf.float32), batch_labels
 
-    pipeline = tf.data.Dataset.range(len(images))
+    pipeline = tf.data.Dataset.range(len(labels))
     if shuffle:
-        pipeline = pipeline.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        pipeline = pipeline.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     pipeline = pipeline.batch(batch_size).map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    augmenter = build_augmenter(augment, seed=seed) if augment is not None else None
     if augmenter is not None:
-        pipeline = pipeline.map(
-            lambda batch, batch_labels: (augmenter(batch, training=True), batch_labels),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        # One call at a time: the random layers draw from one seed generator, so batches augmented in
+        # parallel would take its seeds in whatever order the threads run, and runs would differ.
+        pipeline = pipeline.map(lambda batch, batch_labels: (augmenter(batch, training=True), batch_labels))
     return pipeline.prefetch(tf.data.AUTOTUNE)
 
 

@@ -6,11 +6,18 @@ fine-tuning learning rate and continues the epoch count, as the Keras
 transfer-learning guide and fastai's ``fine_tune`` do. BatchNorm stays in
 inference mode throughout (the model calls its base with ``training=False``).
 The best model by validation loss is checkpointed atomically after every
-improvement; the run ends ``completed``, ``stopped`` or ``failed`` with the
+improvement (at most every :data:`CHECKPOINT_INTERVAL` seconds, and always when
+a phase ends); the run ends ``completed``, ``stopped`` or ``failed`` with the
 reason, and a killed process leaves a run that reads back as ``interrupted``.
+
+Without augmentation, a phase trains on cached activations of the frozen
+layers instead of on images (:mod:`tltools.training.fast_path`): the base runs
+once per dataset and model, not once per epoch. Images are decoded at most once
+per run, and not at all when every phase finds its activations cached.
 """
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -21,18 +28,27 @@ import tensorflow as tf
 
 from tltools import runs
 from tltools.data.dataset import Dataset
-from tltools.data.pipeline import decode_images, make_tf_dataset
+from tltools.data.pipeline import decode_images, decode_memory_budget, make_tf_dataset
 from tltools.errors import TLToolsError
 from tltools.evaluation.evaluate import evaluate_arrays
+from tltools.evaluation.metrics import classification_metrics
 from tltools.model.builder import build_model
 from tltools.model.freezing import apply_unfreeze, freeze_base
 from tltools.model.io import load_model, save_model
-from tltools.training.callbacks import BestModelCheckpoint, MetricsRecorder, StopRequest
+from tltools.training.callbacks import MetricsRecorder, StopRequest
+from tltools.training.callbacks.throttled_checkpoint import ThrottledCheckpoint
 from tltools.training.class_weights import IMBALANCE_WARNING_RATIO, balanced_class_weights, imbalance_ratio
 from tltools.training.config import TrainConfig
+from tltools.training.fast_path import CachedPhase, FastPaths
+from tltools.training.feature_cache import image_list_digest
 from tltools.training.lr_finder import LRFinderResult, find_learning_rate
 from tltools.training.optimizers import make_optimizer
 from tltools.training.progress import TrainingLog
+
+SPLITS = ("train", "val", "test")
+# Least seconds between two checkpoint writes: writing a model takes about a second, an epoch
+# on cached features a fraction of that (slower epochs are still written at every improvement).
+CHECKPOINT_INTERVAL = 10.0
 
 
 @dataclasses.dataclass
@@ -111,19 +127,24 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
     _write_run_inputs(writer, config, dataset)
 
     model = _initial_model(config, classes, from_run, writer)
-    log.update(phase_name="decoding images")
-    data = prepare_data(config, dataset, model.input_shape[1])
+    data = prepare_data(config, dataset, model.input_shape[1],  # decodes on first use, once
+                        on_progress=lambda done, total: log.update(phase_name=f"decoding images ({done}/{total})"))
+    fast = FastPaths.plan(model, config, dataset, lambda: data.arrays, release_images=data.release, writer=writer,
+                          log=log)
+    if not fast.needs_images:
+        data.release()  # every phase trains on cached activations from here on
     class_weight = _class_weight(config, data.labels["train"], len(classes), writer, log)
 
-    def save_best(current):
-        save_model(current, writer.model_path, classes, metadata={"run_id": writer.path.name})
+    def save_best(_fitted):  # always the full model, whichever part of it is being fit
+        save_model(model, writer.model_path, classes, metadata={"run_id": writer.path.name})
 
-    checkpoint = BestModelCheckpoint(save_best, monitor="val_loss", mode="min")
+    checkpoint = ThrottledCheckpoint(save_best, monitor="val_loss", mode="min", min_interval=CHECKPOINT_INTERVAL)
     recorder = MetricsRecorder(log, on_update)
     total_epochs = config.epochs + config.fine_tune_epochs
     log.update(total_epochs=total_epochs)
 
-    epochs_done = 0
+    epochs_done, trained = 0, model
+    last_cached = fast.phase(1) or fast.phase(2)  # valid for evaluation until a phase on images runs
     phases = [(1, "training the head (base frozen)", config.epochs, config.learning_rate)]
     if config.fine_tune_epochs:
         phases.append((2, f"fine-tuning (unfreeze {config.unfreeze})", config.fine_tune_epochs,
@@ -135,13 +156,21 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
             freeze_base(model)
         else:
             apply_unfreeze(model, config.unfreeze, train_batchnorm=config.train_batchnorm)
-        _compile(model, config, learning_rate)
-        writer.log(f"phase {phase}: {name}, lr {learning_rate:g}, {epochs} epochs")
+        cached = fast.phase(phase)
+        trained = cached.model if cached else model
+        _compile(trained, config, learning_rate)
+        writer.log(f"phase {phase}: {name}, lr {learning_rate:g}, {epochs} epochs"
+                   + (f", on cached features ({cached.split.cut})" if cached else ""))
         log.update(phase=phase, phase_name=name)
         log.add_message(f"Phase {phase}: {name}, learning rate {learning_rate:g}")
-        history = model.fit(
-            data.train,
-            validation_data=data.val,
+        if cached:
+            train_data = _one_hot(cached.pipeline("train", shuffle=True), len(classes))
+            val_data = _one_hot(cached.pipeline("val"), len(classes))
+        else:
+            train_data, val_data = data.train, data.val
+        history = trained.fit(
+            train_data,
+            validation_data=val_data,
             initial_epoch=epochs_done,
             epochs=epochs_done + epochs,
             class_weight=class_weight,
@@ -150,21 +179,25 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
             verbose=0,
         )
         epochs_done += len(history.epoch)
+        last_cached = cached
 
     if checkpoint.saves == 0:  # no epoch finished with a finite val loss: keep what there is
         save_best(model)
-    model, _, _ = load_model(writer.model_path)
+    elif not (checkpoint.restore_best(trained) or checkpoint.restore_best(model)):
+        # The best epoch was in phase 1's head, and phase 2 has changed the base since: read it back.
+        model.set_weights(load_model(writer.model_path)[0].get_weights())
     train_seconds = time.time() - started
     log.update(phase_name="evaluating")
     metrics = {
         "classes": classes,
-        "val": _evaluate(model, classes, data, dataset, "val", config),
-        "test": _evaluate(model, classes, data, dataset, "test", config),
+        "val": _evaluate(model, classes, data, dataset, "val", config, last_cached),
+        "test": _evaluate(model, classes, data, dataset, "test", config, last_cached),
         "epochs_run": epochs_done,
         "best_epoch": checkpoint.best_epoch,
         "best_val_loss": None if checkpoint.best_epoch is None else checkpoint.best,
         "train_seconds": round(train_seconds, 2),
         "stopped_by_user": stop.requested,
+        **fast.report(),
     }
     writer.write_json("metrics.json", metrics)
     status = runs.STOPPED if stop.requested else runs.COMPLETED
@@ -174,32 +207,64 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
     return TrainResult(runs.read_run(writer.path), model, classes, metrics)
 
 
-@dataclasses.dataclass
 class PreparedData:
-    """A dataset decoded once at the model's input size, with its training pipelines.
+    """A dataset's splits decoded once, on first use, at the model's input size, with their pipelines.
 
     Attributes:
-        arrays: ``uint8`` images per split (``train``, ``val``, ``test``).
-        labels: Integer labels per split.
+        labels: Integer labels per split (``train``, ``val``, ``test``).
+        arrays: ``uint8`` images per split, decoded on first access (in memory, or
+            :class:`tltools.data.array_store.NpyRows` past the decode memory budget).
         train: Shuffled (and augmented, if configured) batches with one-hot labels.
         val: Validation batches with one-hot labels.
     """
 
-    arrays: dict[str, np.ndarray]
-    labels: dict[str, np.ndarray]
-    train: tf.data.Dataset
-    val: tf.data.Dataset
+    def __init__(self, config: TrainConfig, dataset: Dataset, image_size: int, on_progress=None):
+        self._config, self._dataset, self._size = config, dataset, image_size
+        self._on_progress = on_progress
+        self.labels = {split: dataset.labels(split) for split in SPLITS}
+
+    @functools.cached_property
+    def arrays(self) -> dict:
+        budget, done, total = decode_memory_budget(), 0, len(self._dataset.items)
+        arrays = {}
+        for split in SPLITS:
+            rows = self._dataset.split(split)
+            progress = None if self._on_progress is None else (
+                lambda count, _, offset=done: self._on_progress(offset + count, total))
+            arrays[split] = decode_images(self._dataset.paths(split), self._size, memory_budget=budget,
+                                          cache_key=image_list_digest(rows)[:32], on_progress=progress)
+            budget = max(budget - len(rows) * self._size * self._size * 3, 0)
+            done += len(rows)
+        return arrays
+
+    @functools.cached_property
+    def train(self) -> tf.data.Dataset:
+        pipeline = make_tf_dataset(self.arrays["train"], self.labels["train"], batch_size=self._config.batch_size,
+                                   shuffle=True, seed=self._config.seed, augment=self._config.augment)
+        return _one_hot(pipeline, len(self._dataset.classes))
+
+    @functools.cached_property
+    def val(self) -> tf.data.Dataset:
+        pipeline = make_tf_dataset(self.arrays["val"], self.labels["val"], batch_size=self._config.batch_size)
+        return _one_hot(pipeline, len(self._dataset.classes))
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the images have been decoded (and are held)."""
+        return "arrays" in self.__dict__
+
+    def release(self) -> None:
+        """Drop the decoded images and their pipelines (they are decoded again if asked for)."""
+        for name in ("arrays", "train", "val"):
+            self.__dict__.pop(name, None)
 
 
-def prepare_data(config: TrainConfig, dataset: Dataset, image_size: int) -> PreparedData:
-    """Decode every split once at ``image_size`` and build the training and validation pipelines."""
-    arrays = {split: decode_images(dataset.paths(split), image_size) for split in ("train", "val", "test")}
-    labels = {split: dataset.labels(split) for split in ("train", "val", "test")}
-    num_classes = len(dataset.classes)
-    train_data = make_tf_dataset(arrays["train"], labels["train"], batch_size=config.batch_size,
-                                 shuffle=True, seed=config.seed, augment=config.augment)
-    val_data = make_tf_dataset(arrays["val"], labels["val"], batch_size=config.batch_size)
-    return PreparedData(arrays, labels, _one_hot(train_data, num_classes), _one_hot(val_data, num_classes))
+def prepare_data(config: TrainConfig, dataset: Dataset, image_size: int, *, on_progress=None) -> PreparedData:
+    """Return ``dataset``'s splits at ``image_size``, decoded once when first needed, with their pipelines.
+
+    ``on_progress(done, total)`` is called as images are decoded.
+    """
+    return PreparedData(config, dataset, image_size, on_progress=on_progress)
 
 
 def suggest_learning_rate(
@@ -207,6 +272,9 @@ def suggest_learning_rate(
     min_lr: float = 1e-7, max_lr: float = 1.0,
 ) -> LRFinderResult:
     """Run the learning-rate finder on the model ``config`` describes, frozen as in ``phase``.
+
+    Without augmentation the sweep trains on cached activations of the frozen
+    layers (see :mod:`tltools.training.fast_path`), like training does.
 
     Args:
         config: The run's settings (model, batch size, optimizer, unfreeze for phase 2).
@@ -225,19 +293,28 @@ def suggest_learning_rate(
     keras.utils.set_random_seed(config.seed)
     dataset = dataset.with_splits(val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed)
     model = _initial_model(config, dataset.classes, None, None)
+    data = prepare_data(config, dataset, model.input_shape[1])
+    sweep = dataclasses.replace(config, epochs=int(phase == 1), fine_tune_epochs=int(phase == 2))
+    cached = FastPaths.plan(model, sweep, dataset, lambda: data.arrays).phase(phase)
     if phase == 2:
         apply_unfreeze(model, config.unfreeze, train_batchnorm=config.train_batchnorm)
-    data = prepare_data(config, dataset, model.input_shape[1])
+    swept, batches = ((cached.model, _one_hot(cached.pipeline("train", shuffle=True), len(dataset.classes)))
+                      if cached else (model, data.train))
     return find_learning_rate(
-        model, data.train, loss=_loss(config), optimizer=config.optimizer, min_lr=min_lr, max_lr=max_lr, steps=steps
+        swept, batches, loss=_loss(config), optimizer=config.optimizer, min_lr=min_lr, max_lr=max_lr, steps=steps
     )
 
 
-def _evaluate(model, classes, data: PreparedData, dataset: Dataset, split: str, config: TrainConfig) -> dict | None:
-    if not len(data.arrays[split]):
+def _evaluate(model, classes, data: PreparedData, dataset: Dataset, split: str, config: TrainConfig,
+              cached: CachedPhase | None = None) -> dict | None:
+    """Metrics of one split: from the last phase's cached activations when it had them, else from the images."""
+    if dataset.split(split).empty:
         return None
-    return evaluate_arrays(model, classes, data.arrays[split], data.labels[split],
-                           paths=list(dataset.split(split)["relpath"]), top_k=config.top_k)
+    paths = list(dataset.split(split)["relpath"])
+    if cached is not None:
+        return classification_metrics(data.labels[split], cached.predict(split), list(classes),
+                                      top_k=config.top_k, paths=paths)
+    return evaluate_arrays(model, classes, data.arrays[split], data.labels[split], paths=paths, top_k=config.top_k)
 
 
 def _write_run_inputs(writer: runs.RunWriter, config: TrainConfig, dataset: Dataset) -> None:
