@@ -14,6 +14,24 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 FLOWERS12 = SHARED / "datasets" / "flowers12"
 
+_hostile_outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
+
+
+def pytest_runtest_logreport(report):
+    """Record the outcome of every test marked ``hostile`` (one hostile input each)."""
+    if "hostile" in report.keywords and (report.when == "call" or report.outcome != "passed"):
+        _hostile_outcomes[report.outcome].append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """End the run with one line counting the hostile inputs tried and handled."""
+    tried = len(set(sum(_hostile_outcomes.values(), [])))
+    if tried:
+        handled = len(set(_hostile_outcomes["passed"]) - set(_hostile_outcomes["failed"]))
+        terminalreporter.write_line(
+            f"hostile inputs: {tried} tried, {handled} handled (clear error or reported skip), "
+            f"{len(set(_hostile_outcomes['failed']))} not handled, {len(set(_hostile_outcomes['skipped']))} skipped")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_tltools_folders(tmp_path_factory):
