@@ -59,6 +59,7 @@ def test_zip_is_extracted_from_a_path_bytes_or_file_object(tmp_path, target, sou
     assert (target / "dog" / "3.png").read_bytes() == class_images()["dog/3.png"]
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     "evil_name",
     [
@@ -81,6 +82,7 @@ def test_zip_slip_entry_is_skipped_and_nothing_lands_outside(tmp_path, target, e
     assert len(_files_under(target)) == len(class_images())
 
 
+@pytest.mark.hostile
 def test_absolute_path_entry_is_skipped_and_not_written(tmp_path, target):
     outside = tmp_path / "outside" / "evil.png"
     files = {**class_images(), str(outside): image_bytes()}
@@ -93,6 +95,7 @@ def test_absolute_path_entry_is_skipped_and_not_written(tmp_path, target):
     assert _files_under(tmp_path) == _files_under(target)
 
 
+@pytest.mark.hostile
 def test_symlink_entry_is_skipped_and_no_link_is_created(tmp_path, target):
     link = zipfile.ZipInfo("cat/link.png")
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
@@ -106,6 +109,7 @@ def test_symlink_entry_is_skipped_and_no_link_is_created(tmp_path, target):
     assert not any(path.is_symlink() for path in target.rglob("*"))
 
 
+@pytest.mark.hostile
 def test_unicode_and_space_names_are_extracted_as_named(target):
     files = {"chats noirs/été 1.png": image_bytes(seed=1), "犬/写真 2.png": image_bytes(seed=2)}
 
@@ -116,6 +120,7 @@ def test_unicode_and_space_names_are_extracted_as_named(target):
     assert (target / "犬" / "写真 2.png").read_bytes() == files["犬/写真 2.png"]
 
 
+@pytest.mark.hostile
 def test_duplicate_entry_keeps_the_first_copy_and_reports_the_second(target):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as out, pytest.warns(UserWarning, match="Duplicate name"):
@@ -128,6 +133,7 @@ def test_duplicate_entry_keeps_the_first_copy_and_reports_the_second(target):
     assert [item.path for item in skipped] == ["cat/1.png"] and "duplicate" in skipped[0].reason
 
 
+@pytest.mark.hostile
 def test_damaged_entry_is_skipped_and_the_others_are_extracted(target):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
@@ -143,6 +149,7 @@ def test_damaged_entry_is_skipped_and_the_others_are_extracted(target):
     assert (target / "cat" / "good.png").read_bytes() == image_bytes(seed=1)
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     ("local_offset", "central_offset", "value", "reason_word"),
     [(6, 8, 0x1, "encrypted"), (8, 10, 99, "unsupported method")],
@@ -158,6 +165,7 @@ def test_entries_python_cannot_read_are_skipped_with_a_reason(target, local_offs
     assert _files_under(target) == set()
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     ("limits", "message"),
     [
@@ -174,9 +182,10 @@ def test_zip_bomb_stops_with_a_clear_error_and_leaves_nothing(tmp_path, target, 
         extract_zip(zip_bytes(files), target, limits=limits)
 
     assert "zip bomb" in str(raised.value) and "\n" not in str(raised.value)
-    assert list(target.parent.iterdir()) == []
+    assert not target.parent.exists()  # refused on its headers, before a folder is made
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(("size", "refused"), [(60_000, False), (70_000, True)])
 def test_compression_ratio_applies_only_from_ratio_min_bytes(target, size, refused):
     files = {"blank.csv": b"," * size}
@@ -215,6 +224,7 @@ def test_successful_extraction_leaves_only_the_target_folder(target):
     assert [path.name for path in target.parent.iterdir()] == [target.name]
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     "source",
     [b"", b"this is not a zip archive", zip_bytes(class_images())[:-30], zip_bytes(class_images())[:200]],
@@ -231,3 +241,71 @@ def test_unreadable_archive_is_a_one_line_error_and_leaves_nothing(target, sourc
 def test_missing_archive_path_is_reported_by_name(tmp_path, target):
     with pytest.raises(TLToolsError, match="archive not found: .*nowhere.zip"):
         extract_zip(tmp_path / "nowhere.zip", target)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("cat/" + "a" * 252 + ".png", "name too long for the file system: 'aaa"),
+        ("b" * 256 + "/0.png", "name too long for the file system: 'bbb"),
+        ("cat/" + "写" * 84 + ".png", "is 256 bytes, the limit is 255"),
+        ("/".join(["d" * 250] * 17) + "/x.png", "path too long for the file system"),
+    ],
+    ids=["file-name-256-bytes", "folder-name-256-bytes", "85-characters-256-bytes", "path-over-path-max"],
+)
+def test_name_the_file_system_cannot_hold_is_skipped_before_writing(target, name, reason):
+    skipped = extract_zip(zip_bytes({**class_images(), name: image_bytes()}), target)
+
+    assert [item.path for item in skipped] == [name]
+    assert reason in skipped[0].reason
+    assert len(_files_under(target)) == len(class_images())
+
+
+def test_name_of_exactly_255_bytes_is_extracted(target):
+    name = "cat/" + "a" * 251 + ".png"
+
+    assert extract_zip(zip_bytes({name: image_bytes()}), target) == []
+    assert (target / name).is_file()
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("order", ["file first", "folder first"])
+def test_file_and_folder_of_the_same_name_keep_the_first_and_report_the_second(target, order):
+    entries = [("cat/x.png", image_bytes(seed=1)), ("cat/x.png/y.png", image_bytes(seed=2))]
+    if order == "folder first":
+        entries.reverse()
+
+    skipped = extract_zip(zip_bytes(dict(entries)), target)
+
+    assert [item.path for item in skipped] == [entries[1][0]]
+    assert skipped[0].reason.startswith("clashes with another entry")
+    first = target / entries[0][0]
+    assert first.is_file() and first.read_bytes() == entries[0][1]
+
+
+def test_a_file_already_at_the_destination_is_never_overwritten(monkeypatch, target):
+    # What a case-insensitive file system does with "Cat/a.png" after "cat/a.png": the path exists already.
+    monkeypatch.setattr(archive, "_clash_reason", lambda staging, relative: None)
+    real_copy = archive._copy_entry
+
+    def copy_twice(archive_file, entry, destination, *args):
+        real_copy(archive_file, entry, destination, *args)
+        return real_copy(archive_file, entry, destination, *args)  # the second write finds the first one
+
+    monkeypatch.setattr(archive, "_copy_entry", copy_twice)
+
+    skipped = extract_zip(zip_bytes({"cat/a.png": image_bytes(seed=1)}), target)
+
+    assert [item.path for item in skipped] == ["cat/a.png"] and "letter case" in skipped[0].reason
+    assert (target / "cat" / "a.png").read_bytes() == image_bytes(seed=1)
+
+
+def test_a_target_extracted_meanwhile_by_another_process_is_kept(target):
+    target.mkdir(parents=True)
+    (target / "theirs.png").write_bytes(b"same archive, extracted first")
+
+    assert extract_zip(zip_bytes(class_images()), target) == []
+
+    assert sorted(path.name for path in _files_under(target)) == ["theirs.png"]
+    assert [path.name for path in target.parent.iterdir()] == [target.name]

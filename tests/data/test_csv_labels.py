@@ -49,6 +49,7 @@ def test_images_named_by_subfolder_path_or_by_unique_file_name_are_both_found(tm
     assert _labels(scan) == {f"images/{name}": (label, None) for name, label in LABELS.items()}
 
 
+@pytest.mark.hostile
 def test_row_pointing_to_a_missing_file_is_reported(tmp_path):
     csv = "file,label\n" + "".join(f"{name},{label}\n" for name, label in LABELS.items()) + "ghost.png,dog\n"
     write_tree(tmp_path, {**_images(), "labels.csv": csv})
@@ -61,6 +62,7 @@ def test_row_pointing_to_a_missing_file_is_reported(tmp_path):
     assert "not in the dataset" in report["skipped"][0]["reason"]
 
 
+@pytest.mark.hostile
 def test_image_with_no_row_is_reported(tmp_path):
     csv = "file,label\n" + "".join(f"{name},{label}\n" for name, label in LABELS.items())
     write_tree(tmp_path, {**_images(), "extra.png": image_bytes(seed=99), "labels.csv": csv})
@@ -71,6 +73,7 @@ def test_image_with_no_row_is_reported(tmp_path):
     assert "extra.png" not in _labels(scan)
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     ("extra_row", "reason_part"),
     [("0.png,dog", "repeats the image of row 2"), ("1.png,", "empty label"), ("1.png", "empty label")],
@@ -96,6 +99,7 @@ def test_split_column_fixes_each_images_split(tmp_path):
     }
 
 
+@pytest.mark.hostile
 def test_unknown_split_value_is_an_error_naming_the_row(tmp_path):
     csv = "file,label,split\n0.png,cat,train\n1.png,cat,holdout\n2.png,dog,train\n3.png,dog,train\n"
     write_tree(tmp_path, {**_images(), "labels.csv": csv})
@@ -128,6 +132,7 @@ def test_the_csv_naming_most_images_is_used_and_the_other_reported(tmp_path):
     }
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     ("csv", "message"),
     [

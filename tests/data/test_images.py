@@ -30,6 +30,7 @@ def test_every_accepted_format_decodes_to_rgb_at_its_size(fmt):
     assert np.allclose(np.asarray(image)[6, 10], (200, 30, 30), atol=12)  # lossy formats are close, not exact
 
 
+@pytest.mark.hostile
 def test_animated_gif_gives_its_first_frame():
     frames = [Image.new("RGB", (8, 8), color) for color in ((255, 0, 0), (0, 0, 255))]
     buffer = io.BytesIO()
@@ -38,6 +39,7 @@ def test_animated_gif_gives_its_first_frame():
     assert tuple(_pixels(buffer.getvalue())[4, 4]) == (255, 0, 0)
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     ("image", "expected"),
     [
@@ -58,6 +60,7 @@ def test_every_mode_becomes_rgb_with_transparency_on_white(image, expected):
     assert tuple(np.asarray(decoded)[2, 2]) == expected
 
 
+@pytest.mark.hostile
 def test_palette_image_with_a_transparent_colour_is_composited_on_white():
     image = Image.new("P", (4, 4), 0)
     image.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
@@ -69,6 +72,7 @@ def test_palette_image_with_a_transparent_colour_is_composited_on_white():
     assert tuple(pixels[3, 3]) == (255, 255, 255)
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
 def test_16_bit_greyscale_is_scaled_to_8_bits_not_clipped(fmt):
     image = Image.fromarray(np.array([[0, 1000, 32768, 65535]], dtype=np.uint16))
@@ -79,6 +83,7 @@ def test_16_bit_greyscale_is_scaled_to_8_bits_not_clipped(fmt):
     assert (pixels[..., 0] == pixels[..., 2]).all()
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
 def test_exif_orientation_is_applied(fmt):
     image = Image.new("RGB", (32, 16), (255, 0, 0))
@@ -94,6 +99,7 @@ def test_exif_orientation_is_applied(fmt):
     assert pixels[29, 8, 2] > 200 and pixels[29, 8, 0] < 60  # bottom is blue
 
 
+@pytest.mark.hostile
 def test_corrupt_exif_leaves_an_otherwise_intact_image_usable():
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -118,6 +124,7 @@ def _tiff_with_text_strip_offsets() -> bytes:
     return data.replace(b"\x11\x01\x04\x00", b"\x11\x01\x02\x00", 1)  # StripOffsets typed as ASCII
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     "data",
     [
@@ -141,6 +148,7 @@ def test_corrupt_or_truncated_image_is_a_tltools_error(data):
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.hostile
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's complaints about the damaged TIFF tags
 def test_mutated_images_only_ever_raise_tltools_error():
     rng = np.random.default_rng(7)
@@ -170,6 +178,7 @@ def test_missing_image_file_is_a_tltools_error(tmp_path):
         open_rgb(tmp_path / "nope.png")
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("size", [(101, 100), (1000, 11)])
 def test_image_over_the_pixel_limit_is_refused_as_a_decompression_bomb(size):
     with pytest.raises(TLToolsError, match="decompression bomb"):
@@ -208,6 +217,7 @@ def test_arrays_are_accepted_like_files(array, expected):
     assert tuple(to_array(open_rgb(array), 4)[1, 1]) == expected
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     "array", [np.zeros((4, 4, 2), np.uint8), np.zeros((2, 4, 4, 3), np.uint8), np.full((4, 4, 3), 300.0)],
     ids=["two-channels", "batch", "out-of-range"],

@@ -65,6 +65,7 @@ def test_lone_train_folder_is_a_pre_split_not_a_wrapper(tmp_path, wrapper):
     assert {split for _, split in _labels(scan).values()} == {"train"}
 
 
+@pytest.mark.hostile
 def test_pre_split_class_without_training_images_is_left_out_with_a_warning(tmp_path):
     files = {**class_images(prefix="train/"), **class_images(("cat", "dog", "owl"), per_class=1, prefix="val/")}
     write_tree(tmp_path, files)
@@ -76,6 +77,7 @@ def test_pre_split_class_without_training_images_is_left_out_with_a_warning(tmp_
     assert any("owl" in warning for warning in scan.warnings)
 
 
+@pytest.mark.hostile
 def test_pre_split_split_missing_a_class_is_warned_about(tmp_path):
     write_tree(tmp_path, {**class_images(prefix="train/"), **class_images(("cat",), per_class=1, prefix="val/")})
 
@@ -84,6 +86,7 @@ def test_pre_split_split_missing_a_class_is_warned_about(tmp_path):
     assert any("val split has no images of: dog" in warning for warning in scan.warnings)
 
 
+@pytest.mark.hostile
 def test_two_folders_for_the_same_split_is_an_error(tmp_path):
     write_tree(tmp_path, {**class_images(prefix="train/"), **class_images(prefix="val/"),
                           **class_images(prefix="validation/")})
@@ -133,6 +136,7 @@ def test_a_lone_folder_of_images_is_a_class_not_a_wrapper(tmp_path):
     assert {label for label, _ in _labels(scan).values()} == {"cat"}
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     ("junk", "reason_word"),
     [
@@ -182,6 +186,7 @@ def test_every_accepted_image_extension_is_a_candidate(tmp_path, name):
     assert f"cat/{name}" in {candidate.relpath for candidate in scan.candidates}
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("name", ["cat/notes.txt", "cat/scan.pdf", "dog/model.h5", "dog/NOEXT", "cat/img.heic"])
 def test_non_image_file_in_a_class_folder_is_skipped_as_not_an_image(tmp_path, name):
     write_tree(tmp_path, {**class_images(), name: b"something"})
@@ -192,6 +197,7 @@ def test_non_image_file_in_a_class_folder_is_skipped_as_not_an_image(tmp_path, n
     assert scan.skipped[0].reason.startswith("not an image file")
 
 
+@pytest.mark.hostile
 def test_image_outside_any_class_folder_is_skipped(tmp_path):
     write_tree(tmp_path, {**class_images(), "stray.png": image_bytes()})
 
@@ -217,6 +223,7 @@ def test_csv_beside_flat_images_selects_the_csv_layout(tmp_path):
     assert scan_layout(tmp_path).layout == CSV_LABELS
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     "files",
     [{}, {"README.md": "empty"}, {"notes/a.txt": "x"}, {"__MACOSX/._a.png": "x", ".DS_Store": "x"}],

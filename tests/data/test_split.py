@@ -85,6 +85,7 @@ def test_images_without_a_given_split_join_the_training_pool_of_a_partly_split_i
     assert set(splits[2:]) == {"train", "val"}
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     ("val", "test"),
     [(-0.1, 0.0), (1.0, 0.0), (0.2, 1.5), (math.nan, 0.0), (0.5, 0.45)],

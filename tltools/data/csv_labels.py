@@ -7,6 +7,10 @@ is unique), the label column is the first other column that groups rows into
 at least two classes (a column called ``label``, ``class``, ``category``,
 ``target`` or ``species`` wins). An optional column named ``split`` with
 train/val/test values fixes the splits.
+
+Labels are text, used as given (``cat/dog``, ``../x`` or ``😀`` are just class
+names), except that line breaks and other control characters become spaces:
+class names are stored one per line in a run's ``labels.txt``.
 """
 
 import csv
@@ -17,7 +21,7 @@ import pandas as pd
 
 from tltools.data.archive import Skipped
 from tltools.data.images import is_image_name
-from tltools.data.layout import CSV_LABELS, SPLIT_ALIASES, Candidate, LayoutScan
+from tltools.data.layout import CONTROL_CHARACTERS, CSV_LABELS, SPLIT_ALIASES, Candidate, LayoutScan, not_an_image
 from tltools.errors import TLToolsError
 
 _LABEL_NAMES = ("label", "labels", "class", "category", "target", "species")
@@ -53,16 +57,20 @@ def scan_csv_labels(root: Path, files: list[str], csv_files: list[str]) -> Layou
     csv_name, table, _, file_column = best
     label_column = _label_column(table, file_column, csv_name)
     split_column = next((c for c in table.columns if str(c).strip().lower() == "split"), None)
-    candidates, skipped = _label_rows(table, csv_name, lookup, file_column, label_column, split_column)
-    labelled = {candidate.relpath for candidate in candidates}
-    skipped += [Skipped(path, f"no row in {csv_name}") for path in images if path not in labelled]
+    candidates, skipped, cleaned = _label_rows(table, csv_name, lookup, file_column, label_column, split_column)
+    reported = {candidate.relpath for candidate in candidates} | {item.path for item in skipped}
+    skipped += [Skipped(path, f"no row in {csv_name}") for path in images if path not in reported]
     skipped += [
-        Skipped(path, "CSV file not used (another CSV holds the labels)" if path.lower().endswith(".csv")
-                else f"not an image file ({posixpath.splitext(path)[1].lower() or 'no extension'})")
+        Skipped(path, "CSV file not used (another CSV holds the labels)") if path.lower().endswith(".csv")
+        else not_an_image(path)
         for path in files
         if path != csv_name and not is_image_name(path)
     ]
     warnings = [f"labels read from {csv_name}: file names in column {file_column!r}, labels in {label_column!r}"]
+    if cleaned:
+        raw, label = next(iter(cleaned.items()))
+        warnings.append(f"{len(cleaned)} label(s) in {csv_name} held line breaks or control characters, "
+                        f"replaced by spaces (e.g. {raw!r} became {label!r})")
     candidates.sort(key=lambda candidate: candidate.relpath)
     return LayoutScan(root, CSV_LABELS, candidates, skipped, warnings)
 
@@ -131,14 +139,23 @@ def _label_column(table: pd.DataFrame, file_column: str, csv_name: str) -> str:
     )
 
 
+def _clean_label(value: str) -> str:
+    """Return ``value`` stripped, with each run of control characters and spaces made one space."""
+    return " ".join(CONTROL_CHARACTERS.sub(" ", value).split()) if CONTROL_CHARACTERS.search(value) else value.strip()
+
+
 def _label_rows(table, csv_name, lookup, file_column, label_column, split_column):
+    """Return (candidates, skipped, cleaned labels: raw -> label) from the rows of the labels table."""
     candidates: list[Candidate] = []
     skipped: list[Skipped] = []
+    cleaned: dict[str, str] = {}
     first_row: dict[str, int] = {}
     for row_number, row in enumerate(table.itertuples(index=False), start=2):
         values = dict(zip(table.columns, row))
         name = _normalise(values[file_column])
-        label = values[label_column].strip()
+        label = _clean_label(values[label_column])
+        if label and label != values[label_column].strip():
+            cleaned.setdefault(values[label_column], label)
         where = f"row {row_number} of {csv_name}"
         path = lookup.get(name)
         if not name:
@@ -153,7 +170,7 @@ def _label_rows(table, csv_name, lookup, file_column, label_column, split_column
             split = _split_value(values.get(split_column, ""), where) if split_column else None
             first_row[path] = row_number
             candidates.append(Candidate(path, label, split))
-    return candidates, skipped
+    return candidates, skipped, cleaned
 
 
 def _split_value(value: str, where: str) -> str | None:

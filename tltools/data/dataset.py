@@ -10,6 +10,7 @@ layout (:mod:`tltools.data.layout`), decodes every image once
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,8 +20,8 @@ import pandas as pd
 from tltools import paths
 from tltools.data.archive import Skipped, extract_zip
 from tltools.data.ingest import check_images
-from tltools.data.layout import scan_layout
-from tltools.data.split import SPLITS, assign_splits
+from tltools.data.layout import NoImagesError, no_images_message, scan_layout
+from tltools.data.split import SPLITS, assign_splits, check_split_settings
 from tltools.errors import TLToolsError
 from tltools.limits import Limits, default_limits
 
@@ -163,28 +164,51 @@ def load_dataset(
         The checked dataset.
 
     Raises:
-        TLToolsError: The input is missing or unreadable, breaks a safety limit,
-            holds no images, fewer than 2 classes, or a class with fewer than 2 images.
+        TLToolsError: The split settings are invalid (checked before anything
+            is extracted); the input is missing or unreadable, breaks a safety
+            limit, holds no images (the message names the first few files
+            skipped and why), fewer than 2 classes, more than
+            ``limits.max_classes``, or a class with fewer than 2 images. An
+            archive extracted by this call is removed again in that case.
     """
+    check_split_settings(val_fraction, test_fraction, seed)
     limits = limits or default_limits()
     progress = on_progress or (lambda stage, done, total: None)
-    name, folder, extract_skipped = _materialise(source, limits, progress)
-    scan = scan_layout(folder)
+    name, folder, extract_skipped, fresh = _materialise(source, limits, progress)
+    try:
+        return _load_folder(name, folder, extract_skipped, limits, progress,
+                            val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    except TLToolsError:
+        if fresh:  # an unusable upload leaves nothing behind (nor in the "uploaded earlier" list)
+            _remove_extraction(folder)
+        raise
+
+
+def _load_folder(name: str, folder: Path, extract_skipped: list[Skipped], limits: Limits, progress, *,
+                 val_fraction: float, test_fraction: float, seed: int) -> Dataset:
+    """Scan, check and split the dataset in ``folder``; ``extract_skipped`` are the archive's own skips."""
+    try:
+        scan = scan_layout(folder)
+    except NoImagesError as error:
+        raise NoImagesError(name, extract_skipped + error.skipped, error.hint) from None
     checked, broken = check_images(
         scan.root,
         scan.candidates,
         max_pixels=limits.max_image_pixels,
         on_progress=lambda done, total: progress("checking images", done, total),
     )
-    skipped = extract_skipped + scan.skipped + _relative_to(folder, scan.root, broken)
+    broken = _relative_to(folder, scan.root, broken)
+    skipped = extract_skipped + scan.skipped + broken
     if not checked:
-        reason = f" (e.g. {skipped[-1].path}: {skipped[-1].reason})" if skipped else ""
-        raise TLToolsError(f"no readable images in {name}{reason}")
+        raise TLToolsError(no_images_message(
+            f"no readable images in {name}", broken + extract_skipped + scan.skipped,
+            "every image file is damaged or not really an image; check the files open in an image viewer"))
     classes = sorted({image.candidate.label for image in checked})
     _check_classes(checked, classes, limits)
+    index = {label: position for position, label in enumerate(classes)}
     items = pd.DataFrame(
         [
-            (c.candidate.relpath, c.candidate.label, classes.index(c.candidate.label), None,
+            (c.candidate.relpath, c.candidate.label, index[c.candidate.label], None,
              c.candidate.split, c.width, c.height, c.sha1)
             for c in checked
         ],
@@ -202,19 +226,21 @@ def load_dataset(
         test_fraction=test_fraction,
         seed=seed,
         documentation=scan.documentation,
-        _layout_warnings=list(scan.warnings),
+        _layout_warnings=list(scan.warnings) + _case_warnings(classes),
     )
     return dataset.with_splits(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 
 
-def _materialise(source, limits: Limits, progress) -> tuple[str, Path, list[Skipped]]:
-    """Return (display name, folder, skipped entries), extracting archives first."""
+def _materialise(source, limits: Limits, progress) -> tuple[str, Path, list[Skipped], bool]:
+    """Return (display name, folder, skipped entries, extracted by this call), extracting archives first."""
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if path.is_dir():
-            return str(path), path, []
+            return str(path), path, [], False
         if not path.exists():
             raise TLToolsError(f"{path} does not exist; give a .zip file or a folder of images")
+        if not path.is_file():
+            raise TLToolsError(f"{path} is not a regular file; give a .zip file or a folder of images")
         return _extract(str(path), path, limits, progress)
     if isinstance(source, (bytes, bytearray)):
         return _extract("the uploaded archive", bytes(source), limits, progress)
@@ -224,24 +250,45 @@ def _materialise(source, limits: Limits, progress) -> tuple[str, Path, list[Skip
     raise TLToolsError(f"cannot load a dataset from a {type(source).__name__}; give a path, bytes or a file object")
 
 
-def _extract(name: str, archive, limits: Limits, progress) -> tuple[str, Path, list[Skipped]]:
-    """Extract an archive into the datasets folder, once per distinct archive content."""
+def _extract(name: str, archive, limits: Limits, progress) -> tuple[str, Path, list[Skipped], bool]:
+    """Extract an archive into the datasets folder, once per distinct archive content.
+
+    A folder at the target is always a complete extraction (extract_zip renames it into
+    place whole), so it is reused; its manifest adds the skipped entries and lists it
+    among earlier uploads. Returns (name, folder, skipped, extracted by this call).
+    """
     digest = _archive_digest(archive)
-    stem = Path(name).stem if name.endswith(".zip") else "upload"
+    stem = Path(name).stem if name.lower().endswith(".zip") else "upload"
     target = paths.datasets_dir() / f"{_safe_stem(stem)}-{digest[:16]}"
     manifest = target.with_name(target.name + ".json")
     if target.is_dir() and manifest.is_file():
-        skipped = [Skipped(**entry) for entry in json.loads(manifest.read_text())["skipped"]]
-        return name, target, skipped
-    shutil.rmtree(target, ignore_errors=True)
+        try:
+            skipped = [Skipped(**entry) for entry in json.loads(manifest.read_text())["skipped"]]
+            return name, target, skipped, False
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged manifest: extract again to rebuild it
+    fresh = not target.is_dir()
     progress("extracting", 0, 1)
     skipped = extract_zip(archive, target, limits=limits)
-    manifest_tmp = manifest.with_suffix(".tmp")
-    manifest_tmp.write_text(json.dumps({"source": name, "sha256": digest,
-                                        "skipped": [dataclasses.asdict(s) for s in skipped]}))
-    manifest_tmp.replace(manifest)
+    manifest_tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.{id(skipped)}.tmp")
+    try:
+        manifest_tmp.write_text(json.dumps({"source": name, "sha256": digest,
+                                            "skipped": [dataclasses.asdict(s) for s in skipped]}))
+        manifest_tmp.replace(manifest)
+    except OSError as error:
+        manifest_tmp.unlink(missing_ok=True)
+        if fresh:
+            shutil.rmtree(target, ignore_errors=True)
+        raise TLToolsError(f"cannot write {manifest} ({error.strerror or error}); "
+                           "free disk space or set TLTOOLS_HOME to a writable folder") from None
     progress("extracting", 1, 1)
-    return name, target, skipped
+    return name, target, skipped, fresh
+
+
+def _remove_extraction(folder: Path) -> None:
+    """Delete an extracted archive and its manifest."""
+    folder.with_name(folder.name + ".json").unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _archive_digest(archive) -> str:
@@ -274,6 +321,11 @@ def _relative_to(top: Path, root: Path, skipped: list[Skipped]) -> list[Skipped]
 
 
 def _check_classes(checked, classes: list[str], limits: Limits) -> None:
+    """Refuse fewer than 2 classes, more than ``limits.max_classes``, and classes of a single image.
+
+    A one-image class is an error rather than a warning: it could be trained on but
+    never validated, so its accuracy would be unknown while the metrics looked complete.
+    """
     if len(classes) < 2:
         raise TLToolsError(
             f"only one class found ({classes[0]!r}); a classifier needs at least 2 classes, "
@@ -287,11 +339,27 @@ def _check_classes(checked, classes: list[str], limits: Limits) -> None:
     counts = pd.Series([image.candidate.label for image in checked]).value_counts()
     tiny = sorted(counts[counts < 2].index)
     if tiny:
+        named = ", ".join(repr(label) for label in tiny[:5]) + (f" and {len(tiny) - 5} more" if len(tiny) > 5 else "")
         raise TLToolsError(
-            f"class {tiny[0]!r} has only 1 usable image"
-            + (f" (and {len(tiny) - 1} more classes too)" if len(tiny) > 1 else "")
-            + "; every class needs at least 2 images: add images or remove that class"
+            f"{'class' if len(tiny) == 1 else 'classes'} {named} {'has' if len(tiny) == 1 else 'have'} "
+            "only 1 usable image; every class needs at least 2 (one to train on, one to validate with): "
+            "add images or remove that class"
         )
+
+
+def _case_warnings(classes: list[str]) -> list[str]:
+    """Warn about class names that differ only in letter case (kept apart, as the names differ)."""
+    groups: dict[str, list[str]] = {}
+    for label in classes:
+        groups.setdefault(label.casefold(), []).append(label)
+    clashes = [names for names in groups.values() if len(names) > 1]
+    if not clashes:
+        return []
+    shown = "; ".join(" and ".join(repr(name) for name in names) for names in clashes[:3])
+    return [
+        f"class names that differ only in letter case are kept as separate classes: {shown}; "
+        "if they are the same class, rename the folders (or labels) to one spelling"
+    ]
 
 
 def _finish(dataset: Dataset) -> Dataset:

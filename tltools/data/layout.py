@@ -16,6 +16,7 @@ Three layouts are understood, each possibly wrapped in single top folders
 
 import dataclasses
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 from tltools.data.archive import Skipped
@@ -40,6 +41,60 @@ _SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "icon\r"}
 # listed as documentation rather than skipped.
 _DOC_EXTENSIONS = {".txt", ".md", ".rst", ".pdf", ".html", ".htm", ".json", ".yaml", ".yml"}
 _DOC_NAMES = {"readme", "license", "licence", "source", "citation", "notice", "authors", "copying"}
+# Archives inside the upload are never expanded (a nested zip is the classic way to multiply a zip bomb).
+_ARCHIVE_EXTENSIONS = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst"}
+# Line breaks and other control characters: a class name holding one would break labels.txt (one name a line).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+NO_IMAGES_HINT = ("expected class folders of images (cat/1.jpg), train/ val/ test/ split folders, "
+                  "or images with a labels .csv")
+
+
+class NoImagesError(TLToolsError):
+    """No usable images in ``where``; the message names the first few files skipped instead.
+
+    Attributes:
+        where: The folder or archive, as shown to the user.
+        skipped: Everything that was left out, with reasons.
+        hint: What the user should do.
+
+    :func:`tltools.data.load_dataset` catches it to add the entries that the
+    archive extraction skipped, and raises it again.
+    """
+
+    def __init__(self, where: str, skipped: list["Skipped"], hint: str = ""):
+        self.where, self.skipped, self.hint = where, list(skipped), hint or NO_IMAGES_HINT
+        super().__init__(no_images_message(f"no images found in {where}", self.skipped, self.hint))
+
+
+def no_images_message(what: str, skipped: list[Skipped], hint: str = NO_IMAGES_HINT, reasons: int = 3) -> str:
+    """Return a one-line "no images" message naming the skipped files, grouped by reason.
+
+    E.g. ``"no images found in pets.zip: 6 file(s) skipped: cat/0.png, cat/1.png and 4 more
+    (encrypted: ...); expected class folders ..."``.
+
+    Args:
+        what: The start of the message, e.g. ``"no images found in pets.zip"``.
+        skipped: Everything left out, in order; operating-system clutter is named last.
+        hint: What the user should do; appended at the end.
+        reasons: How many different reasons to name.
+
+    Returns:
+        The message, without line breaks.
+    """
+    if not skipped:
+        return f"{what}: the archive or folder holds no files; {hint}"
+    groups: dict[str, list[str]] = {}
+    for item in sorted(skipped, key=lambda item: junk_reason(item.path) is not None):  # stable: clutter last
+        groups.setdefault(item.reason, []).append(item.path)
+    parts = []
+    for reason, paths in list(groups.items())[:reasons]:
+        named = ", ".join(paths[:2]) + (f" and {len(paths) - 2} more" if len(paths) > 2 else "")
+        parts.append(f"{named} ({reason})")
+    rest = sum(len(paths) for paths in list(groups.values())[reasons:])
+    if rest:
+        parts.append(f"{rest} more for other reasons")
+    message = f"{what}: {len(skipped)} file(s) skipped: {'; '.join(parts)}; {hint}"
+    return CONTROL_CHARACTERS.sub(" ", message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +155,13 @@ def junk_reason(relpath: str) -> str | None:
     return None
 
 
+def name_reason(relpath: str) -> str | None:
+    """Return why ``relpath``'s name cannot be used (a line break or control character), or None."""
+    if CONTROL_CHARACTERS.search(relpath):
+        return "the name contains a line break or control character; rename it"
+    return None
+
+
 def is_documentation(name: str) -> bool:
     """Return True for a file name that describes a dataset (README.md, LICENSE, SOURCE.txt, ...)."""
     stem, extension = os.path.splitext(name.lower())
@@ -116,7 +178,8 @@ def scan_layout(top: Path) -> LayoutScan:
         The layout, its labelled image candidates and the skipped files.
 
     Raises:
-        TLToolsError: ``top`` is not a folder or holds no images in any layout.
+        TLToolsError: ``top`` is not a folder, or its layout is contradictory.
+        NoImagesError: ``top`` holds no images in any layout (a :class:`TLToolsError`).
     """
     top = Path(top)
     if not top.is_dir():
@@ -124,7 +187,7 @@ def scan_layout(top: Path) -> LayoutScan:
     skipped: list[Skipped] = []
     files = []
     for relpath in _walk(top):
-        reason = junk_reason(relpath)
+        reason = junk_reason(relpath) or name_reason(relpath)
         if reason:
             skipped.append(Skipped(relpath, reason))
         else:
@@ -132,7 +195,11 @@ def scan_layout(top: Path) -> LayoutScan:
     prefix, documentation = _descend(files)
     root = top.joinpath(*PurePosixPath(prefix).parts) if prefix else top
     inner = [path[len(prefix) :] for path in files if path.startswith(prefix) and path not in documentation]
-    scan = _classify(root, inner)
+    try:
+        scan = _classify(root, inner)
+    except NoImagesError as error:
+        everything = skipped + [Skipped(prefix + item.path, item.reason) for item in error.skipped]
+        raise NoImagesError(str(top), everything, error.hint) from None
     scan.skipped = skipped + [Skipped(prefix + item.path, item.reason) for item in scan.skipped]
     scan.documentation = documentation
     return scan
@@ -196,17 +263,16 @@ def _classify(root: Path, files: list[str]) -> LayoutScan:
 def _folder_per_class(root: Path, files: list[str]) -> LayoutScan:
     candidates, skipped = [], []
     for path in files:
-        if not is_image_name(path):
-            skipped.append(_not_an_image(path))
+        if "/" not in path and path.lower().endswith(".csv"):
+            skipped.append(Skipped(path, "CSV file not used: none of its columns names the images"))
+        elif not is_image_name(path):
+            skipped.append(not_an_image(path))
         elif "/" not in path:
             skipped.append(Skipped(path, "not inside a class folder"))
         else:
             candidates.append(Candidate(path, path.split("/", 1)[0]))
     if not candidates:
-        raise TLToolsError(
-            "no images found: expected class folders of images (cat/1.jpg), train/ val/ test/ "
-            "split folders, or images with a labels .csv"
-        )
+        raise NoImagesError(str(root), skipped)
     return LayoutScan(root, FOLDER_PER_CLASS, candidates, skipped, [])
 
 
@@ -218,7 +284,7 @@ def _pre_split(root: Path, files: list[str], split_dirs: set[str]) -> LayoutScan
             reason = "not inside a split folder (train/, val/, test/)"
             skipped.append(Skipped(path, reason))
         elif not is_image_name(path):
-            skipped.append(_not_an_image(path))
+            skipped.append(not_an_image(path))
         elif len(parts) < 3:
             skipped.append(Skipped(path, f"not inside a class folder of {parts[0]}/"))
         else:
@@ -243,10 +309,14 @@ def _pre_split(root: Path, files: list[str], split_dirs: set[str]) -> LayoutScan
         if missing:
             warnings.append(f"the {split} split has no images of: {', '.join(missing)}")
     if not kept:
-        raise TLToolsError("no images found in the train/ folder's class folders (train/<class>/<image>)")
+        raise NoImagesError(str(root), skipped, "expected images in class folders of train/ (train/<class>/<image>)")
     return LayoutScan(root, PRE_SPLIT, kept, skipped, warnings)
 
 
-def _not_an_image(path: str) -> Skipped:
-    extension = os.path.splitext(path)[1].lower() or "no extension"
-    return Skipped(path, f"not an image file ({extension})")
+def not_an_image(path: str) -> Skipped:
+    """Return the skip record of a file that is not an image (nested archives say they are not expanded)."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension in _ARCHIVE_EXTENSIONS:
+        return Skipped(path, f"nested archive ({extension}): archives inside the upload are not expanded; "
+                             "extract it and add its images to the upload instead")
+    return Skipped(path, f"not an image file ({extension or 'no extension'})")

@@ -7,6 +7,8 @@ refuse or drop classes in that case, which is the common case for the small
 datasets people upload here.
 """
 
+import numbers
+
 import numpy as np
 
 from tltools.errors import TLToolsError
@@ -15,8 +17,10 @@ SPLITS = ("train", "val", "test")
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    """Raise TLToolsError unless both fractions are in [0, 1) and leave images to train on."""
+    """Raise TLToolsError unless both fractions are numbers in [0, 1) that leave images to train on."""
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TLToolsError(f"{name}={value!r} must be a number between 0 and 1 (e.g. 0.2)")
         if not 0.0 <= value < 1.0:
             raise TLToolsError(f"{name}={value} must be between 0 and 1 (e.g. 0.2)")
     if val_fraction + test_fraction >= 0.9:
@@ -24,6 +28,13 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
             f"val_fraction + test_fraction = {val_fraction + test_fraction:.2f} leaves too few images "
             "to train on; keep the sum below 0.9"
         )
+
+
+def check_split_settings(val_fraction: float, test_fraction: float, seed: int) -> None:
+    """Raise TLToolsError unless the fractions pass :func:`check_fractions` and ``seed`` is an integer >= 0."""
+    check_fractions(val_fraction, test_fraction)
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise TLToolsError(f"seed={seed!r} must be a whole number of at least 0 (e.g. 42)")
 
 
 def assign_splits(
@@ -46,18 +57,22 @@ def assign_splits(
         One of ``"train"``, ``"val"``, ``"test"`` per image, in input order.
 
     Raises:
-        TLToolsError: A fraction is out of range.
+        TLToolsError: A fraction is out of range, or the seed is not an integer >= 0.
     """
-    check_fractions(val_fraction, test_fraction)
+    check_split_settings(val_fraction, test_fraction, seed)
     splits = [split or "train" for split in given]
     present = set(splits)
     carve = {  # val first: a class too small for both keeps its val image rather than its test image
         "val": val_fraction if "val" not in present else 0.0,
         "test": test_fraction if "test" not in present else 0.0,
     }
+    pools: dict[str, list[int]] = {label: [] for label in labels}  # each class's training pool, in input order
+    for index, (label, split) in enumerate(zip(labels, splits)):
+        if split == "train":
+            pools[label].append(index)
     rng = np.random.default_rng(seed)
-    for label in sorted(set(labels)):
-        pool = [i for i, (lab, split) in enumerate(zip(labels, splits)) if lab == label and split == "train"]
+    for label in sorted(pools):
+        pool = pools[label]
         rng.shuffle(pool)
         start = 0
         for split, fraction in carve.items():
