@@ -5,6 +5,7 @@ over the destination with ``os.replace``, which is atomic on POSIX and Windows.
 """
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -33,6 +34,42 @@ def atomic_path(path: Path | str, suffix: str | None = None) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+# The disk refusing a write: full, over quota, read-only, or not permitted.
+DISK_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EACCES, errno.EPERM)
+    if code is not None
+)
+
+
+def is_disk_error(error: BaseException) -> bool:
+    """Return whether ``error`` is the disk refusing a write (see :data:`DISK_ERRNOS`)."""
+    return isinstance(error, OSError) and error.errno in DISK_ERRNOS
+
+
+def disk_error_message(error: OSError, where: Path | str | None = None, *, variable: str = "TLTOOLS_HOME") -> str:
+    """Return one line saying which write the disk refused, why, and what to do.
+
+    Args:
+        error: An error for which :func:`is_disk_error` holds.
+        where: The file or folder being written; defaults to the file the error names.
+        variable: The environment variable that moves that folder elsewhere
+            (``TLTOOLS_HOME`` or ``TLTOOLS_CACHE``).
+
+    Returns:
+        E.g. ``"cannot write runs/x/model.keras: the disk is full (No space left on device);
+        free disk space or set TLTOOLS_HOME to a folder on a disk with room"``.
+    """
+    where = where or error.filename or "the file"
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", None)):
+        problem, remedy = "the disk is full", f"free disk space or set {variable} to a folder on a disk with room"
+    elif error.errno == errno.EROFS:
+        problem, remedy = "the disk is read-only", f"set {variable} to a folder on a writable disk"
+    else:
+        problem, remedy = "permission denied", f"make it writable or set {variable} to a folder you can write to"
+    return f"cannot write {where}: {problem} ({reason}); {remedy}"
 
 
 def write_text(path: Path | str, text: str) -> None:

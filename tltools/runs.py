@@ -75,16 +75,19 @@ class RunWriter:
     """
 
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path = paths.make_folder(path)
 
     @classmethod
     def create(cls, name: str, *, root: Path | None = None) -> "RunWriter":
-        """Create a new, uniquely named run folder ``<time>-<name>-<random>`` under ``root``."""
+        """Create a new, uniquely named run folder ``<time>-<name>-<random>`` under ``root``.
+
+        Raises:
+            TLToolsError: The folder cannot be created (names it and ``TLTOOLS_HOME``).
+        """
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:40]
         path = Path(root or paths.runs_dir()) / f"{stamp}-{safe}-{secrets.token_hex(3)}"
-        path.mkdir(parents=True, exist_ok=False)
+        paths.make_folder(path, exist_ok=False)
         return cls(path)
 
     @property

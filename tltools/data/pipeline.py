@@ -12,7 +12,9 @@ dataset as ``float32``.
 """
 
 import concurrent.futures
+import contextlib
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -24,10 +26,13 @@ from tltools.data.augment import AugmentOptions, build_augmenter
 from tltools.data.dataset import Dataset
 from tltools.data.images import load_image
 from tltools.errors import TLToolsError
+from tltools.fileio import disk_error_message, is_disk_error
 from tltools.paths import cache_dir
 
 DEFAULT_DECODE_MEMORY_BYTES = 2 * 1024**3
 _DECODE_CHUNK = 256  # images decoded between two writes to the disk cache
+
+_logger = logging.getLogger(__name__)
 
 
 def decode_memory_budget() -> int:
@@ -56,13 +61,19 @@ def decode_images(
     on_progress=None,
     memory_budget: int | None = None,
     cache_key: str | None = None,
+    on_warning=None,
 ) -> np.ndarray | NpyRows:
     """Decode and resize images into one ``uint8`` array of shape (N, size, size, 3).
 
     Arrays up to ``memory_budget`` bytes are returned in memory. Larger ones are
     decoded into a ``.npy`` file under ``cache_dir()/"decoded"`` (written
     atomically, a chunk at a time) and returned as :class:`NpyRows`, which reads
-    rows on demand; a later call for the same images reuses the file.
+    rows on demand; a later call for the same images reuses the file (and marks
+    it used for :mod:`tltools.housekeeping`).
+
+    When the disk refuses the cache file (full, read-only, no permission), the
+    partial file is removed and the images are decoded into memory instead, if
+    they fit in half the memory available; ``on_warning`` is told why.
 
     Args:
         paths: Image files (anything :func:`tltools.data.images.load_image` takes).
@@ -75,9 +86,12 @@ def decode_images(
         cache_key: Names the disk cache file; defaults to a digest of the
             resolved paths, their sizes and modification times. Callers that
             know the content (``Dataset.fingerprint``) pass a key derived from it.
+        on_warning: Optional ``callable(message)`` told when the disk cache could not be
+            written; the message is logged as a warning when it is None.
 
     Raises:
-        TLToolsError: An image cannot be decoded (ingest normally skipped it already).
+        TLToolsError: An image cannot be decoded (ingest normally skipped it already), or
+            the disk cache cannot be written and the images do not fit in memory either.
     """
     paths = list(paths)
     budget = decode_memory_budget() if memory_budget is None else memory_budget
@@ -94,16 +108,64 @@ def decode_images(
         if target.is_file():
             cached = NpyRows(target)
             if cached.shape == shape and cached.dtype == np.uint8:
+                with contextlib.suppress(OSError):
+                    os.utime(target)  # used now: housekeeping removes the least recently used first
                 progress.advance(len(paths))
                 return cached
             cached.close()
-        with npy_writer(target, shape, np.uint8) as out:
-            chunk = np.empty((_DECODE_CHUNK, size, size, 3), dtype=np.uint8)
-            for start in range(0, len(paths), _DECODE_CHUNK):
-                part = paths[start:start + _DECODE_CHUNK]
-                _decode_into(chunk, part, size, pool, progress)
-                out.write(start, chunk[:len(part)])
+        try:
+            with npy_writer(target, shape, np.uint8) as out:
+                chunk = np.empty((_DECODE_CHUNK, size, size, 3), dtype=np.uint8)
+                for start in range(0, len(paths), _DECODE_CHUNK):
+                    part = paths[start:start + _DECODE_CHUNK]
+                    _decode_into(chunk, part, size, pool, progress)
+                    out.write(start, chunk[:len(part)])
+        except OSError as error:
+            if not is_disk_error(error):
+                raise
+            images = _in_memory_instead(shape, error, target, on_warning)
+            progress.done = 0
+            _decode_into(images, paths, size, pool, progress)
+            return images
     return NpyRows(target)
+
+
+def _in_memory_instead(shape: tuple, error: OSError, target: Path, on_warning) -> np.ndarray:
+    """Return an empty array for images the disk cache refused, after saying so; raise when memory is short too.
+
+    Raises:
+        TLToolsError: The array would take more than half the memory available.
+    """
+    need = int(np.prod(shape, dtype=np.int64))
+    available = available_memory()
+    problem = disk_error_message(error, target.parent, variable="TLTOOLS_CACHE")
+    if available is not None and need > available // 2:
+        raise TLToolsError(
+            f"{problem}; the {shape[0]} decoded images ({need / 1024**3:.1f} GiB) do not fit in memory either "
+            f"({available / 1024**3:.1f} GiB available)"
+        )
+    message = (f"the decoded-image cache could not be written ({problem}); "
+               f"decoding the {shape[0]} images into memory instead ({need / 1024**2:.0f} MiB)")
+    if on_warning is None:
+        _logger.warning("%s", message)
+    else:
+        on_warning(message)
+    return np.empty(shape, dtype=np.uint8)
+
+
+def available_memory() -> int | None:
+    """Return the bytes of memory available to new allocations (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 class _Progress:

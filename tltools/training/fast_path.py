@@ -29,6 +29,7 @@ import tensorflow as tf
 from tltools.data.dataset import Dataset
 from tltools.data.pipeline import make_feature_dataset
 from tltools.errors import TLToolsError
+from tltools.fileio import disk_error_message, is_disk_error
 from tltools.model.freezing import apply_unfreeze, freeze_base
 from tltools.training import feature_cache
 from tltools.training.config import TrainConfig
@@ -132,16 +133,22 @@ class FastPaths:
                 if log is not None:
                     log.update(phase_name=f"computing features of the frozen layers ({done}/{total} images)")
 
-            fast._extract(splits, keys, missing, images, rows, config.batch_size, progress)
-            fast.extracted_images = len(table)
+            try:
+                fast._extract(splits, keys, missing, images, rows, config.batch_size, progress)
+            except OSError as error:
+                if not is_disk_error(error):
+                    raise
+                fast._on_images_instead(splits, keys, missing, error)
+            else:
+                fast.extracted_images = len(table)
             if release_images is not None and not fast.needs_images:
                 release_images()  # before the activations are read in: never both in memory
             loaded = {}
-            for phase in missing:
+            for phase in missing & set(splits):
                 if keys[phase].digest not in loaded:
                     loaded[keys[phase].digest] = feature_cache.load_features(keys[phase])
                 found[phase] = loaded[keys[phase].digest]
-            if any(features is None for features in found.values()):
+            if any(found[phase] is None for phase in splits):
                 raise TLToolsError(f"the feature cache in {feature_cache.features_dir()} could not be read back "
                                    "after writing it; check the disk")
         for phase, split in splits.items():
@@ -221,6 +228,15 @@ class FastPaths:
         else:
             for phase in sorted(missing):
                 extract(splits[phase].extractor, [keys[phase]])
+
+    def _on_images_instead(self, splits, keys, missing, error: OSError) -> None:
+        """After the disk refused the feature cache: phases whose activations are not cached train on images."""
+        problem = disk_error_message(error, feature_cache.features_dir(), variable="TLTOOLS_CACHE")
+        for phase in sorted(missing):
+            stored = keys[phase].npy_path.is_file() and keys[phase].json_path.is_file()
+            if not stored:  # an earlier pass (the other phase's) may have been stored before the disk refused
+                del splits[phase]
+                self._reasons[phase] = f"the feature cache could not be written ({problem})"
 
     def _announce(self, writer, log) -> None:
         """Say in the run log and the live log which path each phase takes."""

@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -144,7 +145,9 @@ def load_features(key: FeatureKey, *, memory_budget: int | None = None) -> np.nd
     """Return the cached array for ``key``, or None when it is not (completely) cached.
 
     Arrays up to ``memory_budget`` bytes (default: ``TLTOOLS_DECODE_MEMORY_BYTES``)
-    are read into memory, larger ones are returned as :class:`NpyRows`.
+    are read into memory, larger ones are returned as :class:`NpyRows`. A hit
+    refreshes the modification time of the ``.json`` file, which
+    :mod:`tltools.housekeeping` reads as the entry's last use.
     """
     if not (key.npy_path.is_file() and key.json_path.is_file()):
         return None
@@ -158,6 +161,8 @@ def load_features(key: FeatureKey, *, memory_budget: int | None = None) -> np.nd
         rows.close()
         return None
     rows.close()
+    with contextlib.suppress(OSError):
+        os.utime(key.json_path)  # used now: housekeeping removes the least recently used first
     return load_rows(key.npy_path, memory_budget=decode_memory_budget() if memory_budget is None else memory_budget)
 
 
@@ -181,7 +186,22 @@ def extract_features(
             must cover every row once.
         batch_size: Images per forward pass.
         on_progress: Optional ``callable(done, total)``.
+
+    Raises:
+        OSError: The disk refused a write; nothing of these keys is left in the cache
+            (:func:`tltools.fileio.is_disk_error` tells a full or read-only disk).
     """
+    try:
+        _extract(extractor, keys, sources, batch_size, on_progress)
+    except BaseException:
+        for key in keys:  # no entry without its description, no description of a missing entry
+            for path in (key.json_path, key.npy_path):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+        raise
+
+
+def _extract(extractor, keys, sources, batch_size, on_progress) -> None:
     total = keys[0].description["images"]
     started, done = time.time(), 0
     with contextlib.ExitStack() as stack:

@@ -18,6 +18,8 @@ per run, and not at all when every phase finds its activations cached.
 
 import dataclasses
 import functools
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tltools import runs
+from tltools import fileio, runs
 from tltools.data.dataset import Dataset
 from tltools.data.pipeline import decode_images, decode_memory_budget, make_tf_dataset
 from tltools.errors import TLToolsError
@@ -49,6 +51,8 @@ SPLITS = ("train", "val", "test")
 # Least seconds between two checkpoint writes: writing a model takes about a second, an epoch
 # on cached features a fraction of that (slower epochs are still written at every improvement).
 CHECKPOINT_INTERVAL = 10.0
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -111,10 +115,37 @@ def train(
     try:
         result = _train(config, dataset, writer, log, on_update, stop, from_run)
     except BaseException as error:  # record why, whatever it was, then let it propagate
-        writer.log(f"failed: {error}")
-        writer.set_status(runs.FAILED, error=str(error) or type(error).__name__)
+        reason = _failure_reason(error, writer)
+        _record_failure(writer, reason)
+        if fileio.is_disk_error(error):
+            raise TLToolsError(reason) from error
         raise
     return result
+
+
+def _failure_reason(error: BaseException, writer: runs.RunWriter) -> str:
+    """One line for ``status.json``: the error's own message, or for a refused write what happened and what to do."""
+    if not fileio.is_disk_error(error):
+        return str(error) or type(error).__name__
+    run_folder = os.path.abspath(writer.path)
+    named = os.path.abspath(error.filename) if isinstance(error.filename, (str, os.PathLike)) else None
+    outside = named is not None and os.path.commonpath([named, run_folder]) != run_folder
+    reason = fileio.disk_error_message(error, named if outside else f"the run folder {writer.path}")
+    if writer.model_path.is_file():
+        reason += f"; the last checkpoint, {writer.model_path}, is kept"
+    return reason
+
+
+def _record_failure(writer: runs.RunWriter, reason: str) -> None:
+    """Write ``failed`` and the reason; on a full disk the log line may not fit, the status still gets its try."""
+    try:
+        writer.log(f"failed: {reason}")
+    except OSError:
+        pass
+    try:
+        writer.set_status(runs.FAILED, error=reason)
+    except OSError as error:
+        _logger.error("could not record that run %s failed (%s): %s", writer.path, error, reason)
 
 
 def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResult:
@@ -128,7 +159,8 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
 
     model = _initial_model(config, classes, from_run, writer)
     data = prepare_data(config, dataset, model.input_shape[1],  # decodes on first use, once
-                        on_progress=lambda done, total: log.update(phase_name=f"decoding images ({done}/{total})"))
+                        on_progress=lambda done, total: log.update(phase_name=f"decoding images ({done}/{total})"),
+                        on_warning=lambda message: _warn(writer, log, message))
     fast = FastPaths.plan(model, config, dataset, lambda: data.arrays, release_images=data.release, writer=writer,
                           log=log)
     if not fast.needs_images:
@@ -218,9 +250,9 @@ class PreparedData:
         val: Validation batches with one-hot labels.
     """
 
-    def __init__(self, config: TrainConfig, dataset: Dataset, image_size: int, on_progress=None):
+    def __init__(self, config: TrainConfig, dataset: Dataset, image_size: int, on_progress=None, on_warning=None):
         self._config, self._dataset, self._size = config, dataset, image_size
-        self._on_progress = on_progress
+        self._on_progress, self._on_warning = on_progress, on_warning
         self.labels = {split: dataset.labels(split) for split in SPLITS}
 
     @functools.cached_property
@@ -232,7 +264,8 @@ class PreparedData:
             progress = None if self._on_progress is None else (
                 lambda count, _, offset=done: self._on_progress(offset + count, total))
             arrays[split] = decode_images(self._dataset.paths(split), self._size, memory_budget=budget,
-                                          cache_key=image_list_digest(rows)[:32], on_progress=progress)
+                                          cache_key=image_list_digest(rows)[:32], on_progress=progress,
+                                          on_warning=self._on_warning)
             budget = max(budget - len(rows) * self._size * self._size * 3, 0)
             done += len(rows)
         return arrays
@@ -259,12 +292,14 @@ class PreparedData:
             self.__dict__.pop(name, None)
 
 
-def prepare_data(config: TrainConfig, dataset: Dataset, image_size: int, *, on_progress=None) -> PreparedData:
+def prepare_data(config: TrainConfig, dataset: Dataset, image_size: int, *, on_progress=None,
+                 on_warning=None) -> PreparedData:
     """Return ``dataset``'s splits at ``image_size``, decoded once when first needed, with their pipelines.
 
-    ``on_progress(done, total)`` is called as images are decoded.
+    ``on_progress(done, total)`` is called as images are decoded, ``on_warning(message)``
+    when the decoded-image disk cache could not be written and memory is used instead.
     """
-    return PreparedData(config, dataset, image_size, on_progress=on_progress)
+    return PreparedData(config, dataset, image_size, on_progress=on_progress, on_warning=on_warning)
 
 
 def suggest_learning_rate(
@@ -315,6 +350,15 @@ def _evaluate(model, classes, data: PreparedData, dataset: Dataset, split: str, 
         return classification_metrics(data.labels[split], cached.predict(split), list(classes),
                                       top_k=config.top_k, paths=paths)
     return evaluate_arrays(model, classes, data.arrays[split], data.labels[split], paths=paths, top_k=config.top_k)
+
+
+def _warn(writer: runs.RunWriter, log: TrainingLog, message: str) -> None:
+    """Record a warning in the live log (the Train page shows it) and, if the disk lets it, the run's ``log.txt``."""
+    log.add_message(f"Warning: {message}")
+    try:
+        writer.log(f"warning: {message}")
+    except OSError:
+        _logger.warning("%s", message)
 
 
 def _write_run_inputs(writer: runs.RunWriter, config: TrainConfig, dataset: Dataset) -> None:
