@@ -145,7 +145,7 @@ def read_run(path: Path | str) -> RunInfo:
         path = candidate
     state = read_json(path / "status.json")
     status = state["status"]
-    if status == RUNNING and not _owner_alive(state):
+    if status == RUNNING and not owner_alive(state):
         status = INTERRUPTED
     labels = path / "labels.txt"
     return RunInfo(
@@ -209,7 +209,18 @@ def load_run_dataset(run: RunInfo):
     return load_dataset(dataset_root(run), **split_settings(run))
 
 
-def _owner_alive(state: dict) -> bool:
+def owner_record() -> dict:
+    """Return what identifies this process to :func:`owner_alive`: its ``pid`` and ``process_token``."""
+    return {"pid": os.getpid(), "process_token": _PROCESS_TOKEN}
+
+
+def owner_alive(state: dict) -> bool:
+    """Return whether the process a record names (``pid``, and ``process_token`` for this process's pid) lives.
+
+    Args:
+        state: A dict with ``pid`` and optionally ``process_token``, as written by
+            :meth:`RunWriter.set_status` or :func:`owner_record`.
+    """
     pid = state.get("pid")
     if pid == os.getpid():
         return state.get("process_token") == _PROCESS_TOKEN

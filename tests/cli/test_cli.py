@@ -4,7 +4,7 @@ import pytest
 
 import tltools.cli
 
-EXPECTED = ("inspect", "backbones", "predict", "train", "evaluate", "export", "lr-find", "runs")
+EXPECTED = ("inspect", "backbones", "predict", "train", "evaluate", "export", "lr-find", "runs", "clean")
 
 
 def test_every_subcommand_is_listed_in_the_help(capsys):

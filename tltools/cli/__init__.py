@@ -15,7 +15,7 @@ import sys
 from tltools.errors import TLToolsError
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("inspect", "backbones", "predict", "train", "evaluate", "export", "lr-find", "runs", "bench")
+COMMANDS = ("inspect", "backbones", "predict", "train", "evaluate", "export", "lr-find", "runs", "clean", "bench")
 
 EXIT_USAGE = 2
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tltools import paths
+from tltools import housekeeping, paths
 from tltools.data.archive import Skipped, extract_zip
 from tltools.data.ingest import check_images
 from tltools.data.layout import NoImagesError, no_images_message, scan_layout
@@ -62,6 +62,7 @@ class Dataset:
     seed: int
     documentation: list[str] = dataclasses.field(default_factory=list)
     _layout_warnings: list[str] = dataclasses.field(default_factory=list, repr=False)
+    _lease: object = dataclasses.field(default=None, repr=False, compare=False)  # see tltools.housekeeping
 
     @property
     def given_splits(self) -> list[str]:
@@ -175,10 +176,15 @@ def load_dataset(
     limits = limits or default_limits()
     progress = on_progress or (lambda stage, done, total: None)
     name, folder, extract_skipped, fresh = _materialise(source, limits, progress)
+    lease = housekeeping.lease_dataset(folder)  # no cleanup deletes the folder while a Dataset of it lives
+    housekeeping.maybe_clean()
     try:
-        return _load_folder(name, folder, extract_skipped, limits, progress,
-                            val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        return dataclasses.replace(_load_folder(name, folder, extract_skipped, limits, progress,
+                                                val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
+                                   _lease=lease)
     except TLToolsError:
+        if lease is not None:
+            lease.release()
         if fresh:  # an unusable upload leaves nothing behind (nor in the "uploaded earlier" list)
             _remove_extraction(folder)
         raise
