@@ -6,8 +6,14 @@ it may rerun, switch, close or be refreshed. Pages read a job's
 :class:`~tltools.training.TrainingLog` snapshot to draw live charts; nothing
 here calls Streamlit. By default one job trains at a time (a CPU server is
 saturated by one); later jobs wait in the queue and know their place in it.
+
+Many sessions submit, stop and poll at once: the queue order, every job's
+place in it and its status change together under one lock, so no job is ever
+seen waiting without a place, started out of turn, or started after it was
+cancelled.
 """
 
+import copy
 import dataclasses
 import datetime
 import queue
@@ -74,6 +80,7 @@ class JobManager:
     def __init__(self, max_concurrent: int = 1, runs_root: Path | None = None):
         if max_concurrent < 1:
             raise TLToolsError(f"max_concurrent={max_concurrent} must be at least 1")
+        self.max_concurrent = max_concurrent
         self.runs_root = runs_root
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []
@@ -90,19 +97,38 @@ class JobManager:
                from_run: Path | str | None = None) -> Job:
         """Queue a training job and return it at once.
 
+        The job keeps its own copy of ``config``: changing the caller's object
+        afterwards (the next run's settings) does not change a waiting job.
+
+        Args:
+            config: The run's settings.
+            dataset: The data to train on.
+            owner: Who submits it (the app's session id), or None.
+            from_run: A run folder whose model the job continues, or None.
+
+        Returns:
+            The queued job, with its id and run folder already set.
+
         Raises:
             TLToolsError: The config is invalid.
         """
         config.validate()
-        job_id = secrets.token_hex(4)
+        config = copy.deepcopy(config)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(self.runs_root or paths.runs_dir()) / f"{stamp}-{config.backbone}-{job_id}"
-        job = Job(job_id, owner, config, dataset, run_dir, Path(from_run) if from_run else None)
         with self._lock:
+            job_id = self._new_job_id()
+            run_dir = Path(self.runs_root or paths.runs_dir()) / f"{stamp}-{config.backbone}-{job_id}"
+            job = Job(job_id, owner, config, dataset, run_dir, Path(from_run) if from_run else None)
             self._jobs[job_id] = job
             self._waiting.append(job_id)
-        self._queue.put(job_id)
+            self._queue.put(job_id)  # in the lock: the workers take jobs in the order of their places
         return job
+
+    def _new_job_id(self) -> str:
+        """Return an id no job of this manager has, so no two jobs share a run folder (call with the lock held)."""
+        while (job_id := secrets.token_hex(4)) in self._jobs:
+            pass
+        return job_id
 
     def get(self, job_id: str | None) -> Job | None:
         """Return the job with that id, or None (unknown ids, e.g. from before a restart)."""
@@ -115,17 +141,35 @@ class JobManager:
             found = [job for job in self._jobs.values() if owner is None or job.owner == owner]
         return sorted(found, key=lambda job: job.submitted_at, reverse=True)
 
+    def job_for_run(self, run_dir: Path | str) -> Job | None:
+        """Return the job writing (or that wrote) the run folder ``run_dir``, or None (e.g. a CLI run)."""
+        name = Path(run_dir).name
+        with self._lock:
+            return next((job for job in self._jobs.values() if job.run_dir.name == name), None)
+
     def queue_position(self, job_id: str) -> int | None:
         """Return 1 for the next job to start, 2 for the one after, ...; None when not waiting."""
         with self._lock:
             return self._waiting.index(job_id) + 1 if job_id in self._waiting else None
 
     def stop(self, job_id: str) -> None:
-        """Stop a running job after its current batch (keeping its best model), or cancel a queued one."""
+        """Stop a running job after its current batch (keeping its best model), or cancel a queued one.
+
+        A cancelled job leaves the queue at once (the jobs behind it move up)
+        and never starts; it ends ``stopped`` without a run folder.
+
+        Raises:
+            TLToolsError: There is no job with that id.
+        """
         job = self.get(job_id)
         if job is None:
             raise TLToolsError(f"no training job {job_id!r}; it may have ended before the server restarted")
-        job.stop_request.stop()
+        with self._lock:  # the same lock a worker takes to start it: either it never starts, or it stops
+            job.stop_request.stop()
+            if job_id in self._waiting:
+                self._waiting.remove(job_id)
+                job.error = "cancelled before it started"
+                job.status = STOPPED
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Block until the job has finished (for scripts and tests); return it.
@@ -147,12 +191,10 @@ class JobManager:
         while True:
             job = self.get(self._queue.get())
             with self._lock:
+                if job.job_id not in self._waiting:  # cancelled while it waited
+                    continue
                 self._waiting.remove(job.job_id)
-            if job.stop_request.requested:
-                job.status = STOPPED
-                job.error = "cancelled before it started"
-                continue
-            job.status = RUNNING
+                job.status = RUNNING
             try:
                 result = train(job.config, job.dataset, log=job.log, stop=job.stop_request,
                                from_run=job.from_run, run_dir=job.run_dir)
