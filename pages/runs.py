@@ -1,4 +1,4 @@
-"""Runs page: every training run on disk; compare curves, download exports, continue or delete a run."""
+"""Runs page: every training run on disk; compare curves, download exports, watch, continue or delete a run."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from tltools.charts.evaluation import HISTORY_METRICS, runs_overlay_figure
 from tltools.errors import TLToolsError
 from tltools.export import export_run
 from tltools.fileio import read_json, write_json
-from tltools.streamlit_bridge import require_app, show_error
+from tltools.streamlit_bridge import job_manager, own_run_id, require_app, show_error
 from tltools.training import TrainConfig, history_frame
 
 require_app()
@@ -96,6 +96,13 @@ def manage(run: runs.RunInfo) -> None:
     """Exports, "continue training" and deletion of one run."""
     if run.error:
         st.caption(f"{run.status}: {run.error}")
+    if run.status == runs.RUNNING:
+        job = job_manager().job_for_run(run.path)
+        if job is None:
+            st.caption("It trains in another process (the command line?); its live view is where it was started.")
+        else:
+            st.page_link("pages/train.py", label="Watch it train", icon=":material/monitoring:",
+                         query_params={app_state.JOB_QUERY_PARAM: job.job_id})
     if run.model_path.is_file() and run.status != runs.RUNNING:
         exports(run)
     else:
@@ -139,7 +146,9 @@ st.dataframe(pd.DataFrame([{
 
 by_id = {run.run_id: run for run in all_runs}
 selected = st.session_state[app_state.SELECTED_RUN]
-default = [run.run_id for run in all_runs if str(run.path) == selected] or [all_runs[0].run_id]
+own = own_run_id()  # other sessions' runs may be newer
+default = ([run.run_id for run in all_runs if str(run.path) == selected]
+           or [own if own in by_id else all_runs[0].run_id])
 chosen = st.multiselect("Runs to compare and manage", list(by_id), default=default, key="runs_chosen")
 metric = st.selectbox("Curve", list(HISTORY_METRICS), format_func=HISTORY_METRICS.get, key="runs_metric")
 st.plotly_chart(runs_overlay_figure({run_id: histories[run_id] for run_id in chosen}, metric), key="runs_overlay")

@@ -128,6 +128,8 @@ def live_progress() -> None:
                                                  f"{state['total_epochs']}{rate}{eta}")
     elif job.status == "failed":
         st.error(f"Training failed: {job.error}", icon=":material/error:")
+    elif job.metrics is None:  # stopped while it waited in the queue
+        st.info(f"Training {job.error}.", icon=":material/cancel:")
     else:
         accuracy = (job.metrics or {}).get("val", {}).get("accuracy")
         st.success(f"Training {job.status}" + (f": validation accuracy {accuracy:.1%}" if accuracy is not None else "")

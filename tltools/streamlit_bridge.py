@@ -7,6 +7,7 @@ only ever called from the script thread: training threads write into a
 :class:`~tltools.training.TrainingLog` that pages read.
 """
 
+import copy
 import dataclasses
 import os
 import sys
@@ -50,13 +51,32 @@ def init_state() -> None:
 
     A refreshed page loses its session state but keeps its URL: the job id in
     the query string brings the session back to its running (or finished) job.
+    A job id in the URL that differs from the session's (a link to another
+    run's live view, e.g. from the Runs page) makes that job the session's.
     """
     for key, factory in app_state.DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = factory()
     job_id = st.query_params.get(app_state.JOB_QUERY_PARAM)
-    if job_id and st.session_state[app_state.JOB_ID] is None and job_manager().get(job_id) is not None:
-        st.session_state[app_state.JOB_ID] = job_id
+    if job_id and job_id != st.session_state[app_state.JOB_ID]:
+        job = job_manager().get(job_id)
+        if job is not None:
+            _attach(job)
+
+
+def _attach(job) -> None:
+    """Make ``job`` the session's job; a session without a dataset also gets copies of the job's data and settings.
+
+    A refreshed or newly opened tab starts with nothing loaded; with the job's
+    dataset and settings its Train page shows the run and can start the next
+    one. Copies, so that nothing this session changes reaches the job or the
+    session that submitted it. A session with its own dataset keeps it.
+    """
+    st.session_state[app_state.JOB_ID] = job.job_id
+    if st.session_state[app_state.DATASET] is None:
+        st.session_state[app_state.DATASET] = copy.deepcopy(job.dataset)
+        st.session_state[app_state.DATASET_ORIGIN] = str(job.dataset.root)
+        st.session_state[app_state.CONFIG] = copy.deepcopy(job.config)
 
 
 def require_app() -> None:
@@ -92,8 +112,9 @@ def current_job():
 
 
 def remember_job(job_id: str) -> None:
-    """Make ``job_id`` this session's job and put it in the URL."""
+    """Make ``job_id`` this session's job and put it in the URL; the Evaluate and Predict pages then default to its run."""
     st.session_state[app_state.JOB_ID] = job_id
+    st.session_state[app_state.SELECTED_RUN] = None
     st.query_params[app_state.JOB_QUERY_PARAM] = job_id
 
 
@@ -137,12 +158,24 @@ def imagenet_classifier(backbone: str):
     return build_imagenet_classifier(backbone)
 
 
+def own_run_id() -> str | None:
+    """Return the run id (folder name) of this session's latest training job, or None."""
+    job = current_job()
+    return None if job is None else job.run_dir.name
+
+
 def run_picker(key: str, *, none_message: str) -> runs.RunInfo:
     """Choose among the runs that have a model, newest first; the choice is shared by the pages.
+
+    Until the session picks one, it is the session's own latest run when that
+    has a model (other sessions may have trained newer ones), else the newest.
 
     Args:
         key: The selectbox's widget key.
         none_message: What to say (then stop the page) when no run has a model.
+
+    Returns:
+        The chosen run.
     """
     available = [run for run in runs.list_runs() if run.model_path.is_file()]
     if not available:
@@ -150,6 +183,8 @@ def run_picker(key: str, *, none_message: str) -> runs.RunInfo:
         st.stop()
     paths = [str(run.path) for run in available]
     selected = st.session_state[app_state.SELECTED_RUN]
+    if selected not in paths:
+        selected = next((str(run.path) for run in available if run.run_id == own_run_id()), None)
     labels = {str(run.path): f"{run.run_id} ({run.status})" for run in available}
     choice = st.selectbox("Run", paths, index=paths.index(selected) if selected in paths else 0,
                           format_func=labels.get, key=key)

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,25 @@ def test_continue_training_loads_the_runs_dataset_when_none_is_loaded(copy_run, 
     app.button(key=f"runs_continue_{stopped.name}").click().run()
     assert app.session_state[app_state.DATASET].classes == colours.classes
     assert app.title[0].value == "Train"
+
+
+def test_a_run_training_in_this_server_links_to_its_live_view(colours, copy_run):
+    from tltools.streamlit_bridge import job_manager
+
+    job = job_manager().submit(fast_config(epochs=500), colours)
+    try:
+        deadline = time.monotonic() + 120
+        while not (job.run_dir / "status.json").is_file():
+            assert time.monotonic() < deadline and not job.finished, job.error
+            time.sleep(0.1)
+        app = open_runs(job.run_dir)
+        assert app.multiselect(key="runs_chosen").value == [job.run_dir.name]
+        (link,) = app.get("page_link")
+        assert (link.value, link.proto.query_string) == ("Watch it train", f"{app_state.JOB_QUERY_PARAM}={job.job_id}")
+    finally:
+        job_manager().stop(job.job_id)
+        job_manager().wait(job.job_id, timeout=120)
+    elsewhere = copy_run("cli", status="running", pid=os.getpid(), process_token=runs._PROCESS_TOKEN)
+    app = open_runs(elsewhere)
+    assert not app.get("page_link")
+    assert any("trains in another process" in caption.value for caption in app.caption)

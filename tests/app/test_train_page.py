@@ -5,6 +5,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.factories import fast_config
 from tltools import app_state
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -67,10 +68,33 @@ def test_a_refreshed_page_reattaches_to_its_job_through_the_url(colours):
     refreshed.query_params[app_state.JOB_QUERY_PARAM] = job_id
     refreshed.run()
     assert refreshed.session_state[app_state.JOB_ID] == job_id
+    # The new session gets copies of the data and settings the job trains with, so its Train page shows the run.
+    dataset, settings = refreshed.session_state[app_state.DATASET], refreshed.session_state[app_state.CONFIG]
+    assert dataset.classes == colours.classes and dataset is not first.session_state[app_state.DATASET]
+    assert settings == first.session_state[app_state.CONFIG] and settings is not first.session_state[app_state.CONFIG]
+    refreshed.switch_page("pages/train.py").run()
+    assert not refreshed.exception, refreshed.exception
+    assert refreshed.button(key="train_start").disabled and not refreshed.button(key="train_stop").disabled
     from tltools.streamlit_bridge import job_manager
 
     job_manager().stop(job_id)
     job_manager().wait(job_id, timeout=300)
+
+
+def test_a_session_following_a_link_to_another_job_keeps_its_own_dataset(colours, colours_dir):
+    from tltools.data import load_dataset
+    from tltools.streamlit_bridge import job_manager
+
+    other = load_dataset(colours_dir, val_fraction=0.4, seed=1)
+    job = job_manager().submit(fast_config(epochs=1), other, owner="someone else")
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.session_state[app_state.DATASET] = colours
+    app.query_params[app_state.JOB_QUERY_PARAM] = job.job_id
+    app.run()
+    assert not app.exception, app.exception
+    assert app.session_state[app_state.JOB_ID] == job.job_id
+    assert app.session_state[app_state.DATASET] is colours
+    job_manager().wait(job.job_id, timeout=300)
 
 
 def test_lr_finder_plots_and_use_suggested_moves_the_slider(colours):
