@@ -84,29 +84,75 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait(timeout=15)
 
 
-@pytest.fixture
-def app_url(artifacts) -> str:
-    """Serve app.py on a free port for one test and return its URL; the log is ``test-artifacts/streamlit-server.log``."""
-    port = _free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               # Watching the repository (.venv included) costs the server CPU and reruns pages mid-test.
-               "--server.fileWatcherType", "none"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # TLTOOLS_HOME / TLTOOLS_CACHE: the session's temp folders
-    log_path = artifacts / "streamlit-server.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
+class Server:
+    """One ``streamlit run app.py`` subprocess, in its own process group.
+
+    Attributes:
+        process: The server process (its pid is also its process group's id).
+        url: Where it serves, ``http://127.0.0.1:<port>``.
+        log_path: The file its output goes to.
+    """
+
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None):
+        port = _free_port()
+        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                   "--server.address", "127.0.0.1", "--server.headless", "true",
+                   "--browser.gatherUsageStats", "false",
+                   # Watching the repository (.venv included) costs the server CPU and reruns pages mid-test.
+                   "--server.fileWatcherType", "none"]
+        # TLTOOLS_HOME / TLTOOLS_CACHE: the session's temp folders unless ``env`` says otherwise.
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.log_path = log_path
+        self.url = f"http://127.0.0.1:{port}"
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + SERVER_START_SECONDS
-        while not _healthy(f"{url}/_stcore/health"):
-            if server.poll() is not None:
-                pytest.fail(f"streamlit exited with status {server.returncode} before serving; see {log_path}")
+        while not _healthy(f"{self.url}/_stcore/health"):
+            if self.process.poll() is not None:
+                pytest.fail(f"streamlit exited with status {self.process.returncode} before serving; see {log_path}")
             if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer {url}/_stcore/health within {SERVER_START_SECONDS} s; "
+                self.stop()
+                pytest.fail(f"streamlit did not answer {self.url}/_stcore/health within {SERVER_START_SECONDS} s; "
                             f"see {log_path}")
             time.sleep(0.5)
-        yield url
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group, as a crash or the OOM killer would, and reap it."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)  # reaped: no zombie left that still answers kill(pid, 0)
+
+    def stop(self) -> None:
+        """End the server and everything it started (its own process group)."""
+        _stop(self.process)
+
+
+@pytest.fixture
+def start_server(artifacts):
+    """Return ``start(name, **env)``: serve app.py on a free port and return the :class:`Server`.
+
+    Its output goes to ``test-artifacts/<name>.log``; ``env`` adds or overrides
+    environment variables (e.g. ``TLTOOLS_HOME``). Every server still running
+    at the end of the test is stopped.
+    """
+    servers = []
+
+    def start(name: str = "streamlit-server", **env: str) -> Server:
+        log_path = artifacts / f"{name}.log"
+        if all(server.log_path != log_path for server in servers):
+            log_path.unlink(missing_ok=True)  # a fresh log per test; a restarted server appends to it
+        servers.append(Server(log_path, env))
+        return servers[-1]
+
+    try:
+        yield start
     finally:
-        _stop(server)
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def app_url(start_server) -> str:
+    """Serve app.py on a free port for one test and return its URL; the log is ``test-artifacts/streamlit-server.log``."""
+    return start_server().url

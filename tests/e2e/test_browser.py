@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.ui import PAGE_MS, open_page, screenshot, set_number, wait_for_run
 from tests.factories import COLOURS, colour_images
 
 FLOWERS12 = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "flowers12"
@@ -26,7 +27,6 @@ EPOCHS = 4
 FINE_TUNE_EPOCHS = 3
 
 # Generous but bounded waits, in milliseconds.
-PAGE_MS = 60_000  # a page's first run (imports TensorFlow, builds the preview model)
 TRAIN_SECONDS = 240
 EXPORT_MS = 120_000
 
@@ -67,51 +67,6 @@ def class_names(archive: Path) -> list[str]:
     """The class folders below ``train/`` in ``archive``, sorted."""
     with zipfile.ZipFile(archive) as opened:
         return sorted({name.split("/")[2] for name in opened.namelist() if name.split("/")[1] == "train"})
-
-
-def wait_for_run(page, timeout: int = PAGE_MS) -> None:
-    """Wait until the app's script is connected and no longer running."""
-    from playwright.sync_api import expect
-
-    page.wait_for_timeout(300)  # lets a rerun that was just triggered begin
-    expect(page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]')).to_be_attached(
-        timeout=timeout)
-    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_be_attached(
-        timeout=timeout)
-
-
-def open_page(page, title: str) -> None:
-    """Go to a page through the sidebar navigation (the session and its state stay), and wait for its title."""
-    from playwright.sync_api import expect
-
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
-    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible(timeout=PAGE_MS)
-    wait_for_run(page)
-
-
-def set_number(page, label: str, value: int) -> None:
-    """Type ``value`` into the number input labelled ``label`` and commit it (Enter), then wait for the rerun."""
-    from playwright.sync_api import expect
-
-    field = page.get_by_label(label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
-    expect(field).to_have_value(str(value))
-    wait_for_run(page)
-
-
-def screenshot(page, artifacts: Path, name: str) -> None:
-    """Save the whole page to ``test-artifacts/screenshots/<name>.png``.
-
-    Streamlit scrolls inside its own container, not the document, so the
-    viewport is made as tall as the content for the shot.
-    """
-    size = page.viewport_size
-    height = page.evaluate("() => (document.querySelector('[data-testid=stMain]') || document.body).scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 10_000)})
-    page.wait_for_timeout(500)  # charts re-layout
-    page.screenshot(path=artifacts / "screenshots" / f"{name}.png", full_page=True)
-    page.set_viewport_size(size)
 
 
 def watch_training(page, artifacts: Path) -> list[dict]:

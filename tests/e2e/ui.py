@@ -1,0 +1,54 @@
+"""Driving the app's pages in the browser: wait for a script run, open a page, set a number, take a screenshot.
+
+Shared by the browser tests (``test_browser.py``, ``test_faults.py``); ``page``
+is a Playwright page showing the app.
+"""
+
+from pathlib import Path
+
+PAGE_MS = 60_000  # a page's first run (imports TensorFlow, builds the preview model)
+
+
+def wait_for_run(page, timeout: int = PAGE_MS) -> None:
+    """Wait until the app's script is connected and no longer running."""
+    from playwright.sync_api import expect
+
+    page.wait_for_timeout(300)  # lets a rerun that was just triggered begin
+    expect(page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]')).to_be_attached(
+        timeout=timeout)
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_be_attached(
+        timeout=timeout)
+
+
+def open_page(page, title: str) -> None:
+    """Go to a page through the sidebar navigation (the session and its state stay), and wait for its title."""
+    from playwright.sync_api import expect
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible(timeout=PAGE_MS)
+    wait_for_run(page)
+
+
+def set_number(page, label: str, value: int) -> None:
+    """Type ``value`` into the number input labelled ``label`` and commit it (Enter), then wait for the rerun."""
+    from playwright.sync_api import expect
+
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    expect(field).to_have_value(str(value))
+    wait_for_run(page)
+
+
+def screenshot(page, artifacts: Path, name: str) -> None:
+    """Save the whole page to ``test-artifacts/screenshots/<name>.png``.
+
+    Streamlit scrolls inside its own container, not the document, so the
+    viewport is made as tall as the content for the shot.
+    """
+    size = page.viewport_size
+    height = page.evaluate("() => (document.querySelector('[data-testid=stMain]') || document.body).scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 10_000)})
+    page.wait_for_timeout(500)  # charts re-layout
+    page.screenshot(path=artifacts / "screenshots" / f"{name}.png", full_page=True)
+    page.set_viewport_size(size)
