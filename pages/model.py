@@ -63,7 +63,10 @@ if source == "file":
     uploaded = st.file_uploader("Weights file saved with base.save_weights (.weights.h5 or .h5)", type=["h5"],
                                 key="model_weights_upload")
     if uploaded is not None:
-        save(weights=str(save_uploaded_weights(uploaded)))
+        try:
+            save(weights=str(save_uploaded_weights(uploaded)))
+        except TLToolsError as error:
+            show_error(error)
     if config().weights in WEIGHTS:
         st.info(f"Upload a weights file of a {spec.name} base; until then the base starts from "
                 f"{WEIGHTS[config().weights].lower()}.", icon=":material/upload_file:")

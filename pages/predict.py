@@ -1,17 +1,15 @@
 """Predict page: classify new images with a run's model or your own .keras file."""
 
-import hashlib
 from pathlib import Path
 
 import streamlit as st
 
-from tltools import app_state, paths
+from tltools import app_state
 from tltools.charts.evaluation import top_k_figure
 from tltools.errors import TLToolsError
 from tltools.evaluation import gradcam
-from tltools.fileio import atomic_path
 from tltools.prediction import predict_images, predictions_table
-from tltools.streamlit_bridge import cached_model, require_app, run_picker, show_error
+from tltools.streamlit_bridge import cached_model, require_app, run_picker, save_uploaded_model, show_error
 
 require_app()
 
@@ -21,22 +19,6 @@ FROM_RUN, FROM_FILE = "A training run", "My own .keras file"
 
 st.title("Predict")
 
-
-def keep_upload(upload) -> Path:
-    """Save an uploaded model as ``uploaded_models/<name>-<content hash>.keras``, once per content.
-
-    The hash keeps two different uploads of the same name (from two sessions) apart.
-    """
-    content = upload.getvalue()
-    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(upload.name).stem)[:60]
-    digest = hashlib.sha256(content).hexdigest()[:10]
-    target = paths.home_dir() / "uploaded_models" / f"{stem or 'model'}-{digest}.keras"
-    if not target.is_file():
-        with atomic_path(target) as temporary:
-            temporary.write_bytes(content)
-    return target
-
-
 source = st.radio("Model", [FROM_RUN, FROM_FILE], horizontal=True, key="predict_model_source")
 if source == FROM_RUN:
     model_path = run_picker("predict_run", none_message="No run has a model yet: train one on the Train page, "
@@ -44,7 +26,11 @@ if source == FROM_RUN:
 else:
     upload = st.file_uploader("Keras model saved by tltools (.keras)", type=["keras"], key="predict_model_upload")
     if upload is not None:
-        st.session_state[app_state.UPLOADED_MODEL] = str(keep_upload(upload))
+        try:
+            st.session_state[app_state.UPLOADED_MODEL] = str(save_uploaded_model(upload))
+        except TLToolsError as error:
+            show_error(error)
+            st.session_state[app_state.UPLOADED_MODEL] = None
     if st.session_state[app_state.UPLOADED_MODEL] is None:
         st.stop()
     model_path = Path(st.session_state[app_state.UPLOADED_MODEL])

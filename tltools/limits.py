@@ -27,6 +27,8 @@ class Limits:
         max_image_pixels: Largest image (width * height) decoded; larger ones
             are skipped as decompression bombs.
         max_classes: Most classes a dataset may have.
+        max_model_bytes: Largest model (``.keras``, ``.h5``; for ``.keras``
+            also its unpacked size) or weights file loaded or kept from an upload.
     """
 
     max_total_bytes: int = 4 * GIB
@@ -35,6 +37,7 @@ class Limits:
     ratio_min_bytes: int = 1 * MIB
     max_image_pixels: int = 89_478_485  # Pillow's own default warning threshold
     max_classes: int = 1000
+    max_model_bytes: int = 1 * GIB
 
 
 

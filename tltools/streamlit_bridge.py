@@ -9,6 +9,7 @@ only ever called from the script thread: training threads write into a
 
 import copy
 import dataclasses
+import hashlib
 import os
 import sys
 import re
@@ -22,6 +23,7 @@ from tltools.errors import TLToolsError
 from tltools.jobs import JobManager
 from tltools.model import build_imagenet_classifier, build_model, load_model
 from tltools.training import TrainConfig
+from tltools.untrusted import check_model_size, short
 
 
 def _keep_keras_state_between_reruns() -> None:
@@ -238,14 +240,59 @@ def save_uploaded_weights(uploaded) -> Path:
 
     The name keeps only letters, digits, ``.``, ``-`` and ``_`` (others become
     ``_``); an existing file of that name is replaced when the content differs.
+
+    Raises:
+        TLToolsError: The upload is larger than ``TLTOOLS_MAX_MODEL_BYTES``
+            (checked before anything is written), or the disk refuses the write.
     """
+    check_model_size(f"the uploaded weights file {short(uploaded.name)}", _upload_size(uploaded))
     name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(uploaded.name).name).lstrip(".")[-100:] or "weights.h5"
     target = paths.home_dir() / "weights" / name
     data = uploaded.getvalue()
     if not (target.is_file() and target.read_bytes() == data):
+        _write_upload(target, data)
+    return target
+
+
+def save_uploaded_model(uploaded) -> Path:
+    """Keep an uploaded model as ``<TLTOOLS_HOME>/uploaded_models/<name>-<content hash>.keras``, once per content.
+
+    The hash keeps two different uploads of the same name (from two sessions)
+    apart. The file is only kept, not trusted: :func:`cached_model` screens it
+    when loading, and the page deletes it when that fails.
+
+    Returns:
+        The path of the kept file.
+
+    Raises:
+        TLToolsError: The upload is larger than ``TLTOOLS_MAX_MODEL_BYTES``
+            (checked before anything is written), or the disk refuses the write.
+    """
+    check_model_size(f"the uploaded model {short(uploaded.name)}", _upload_size(uploaded))
+    content = uploaded.getvalue()
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(uploaded.name).stem)[:60]
+    digest = hashlib.sha256(content).hexdigest()[:10]
+    target = paths.home_dir() / "uploaded_models" / f"{stem or 'model'}-{digest}.keras"
+    if not target.is_file():
+        _write_upload(target, content)
+    return target
+
+
+def _upload_size(uploaded) -> int:
+    """Size in bytes of an uploaded file, without copying it when Streamlit already knows it."""
+    size = getattr(uploaded, "size", None)
+    return size if isinstance(size, int) else len(uploaded.getvalue())
+
+
+def _write_upload(target: Path, data: bytes) -> None:
+    """Write an upload atomically; a full or read-only disk becomes a one-line TLToolsError."""
+    try:
         with fileio.atomic_path(target) as temporary:
             temporary.write_bytes(data)
-    return target
+    except OSError as error:
+        if not fileio.is_disk_error(error):
+            raise
+        raise TLToolsError(fileio.disk_error_message(error, target)) from None
 
 
 def check_weights_file(backbone: str, path: str | Path, input_size: int | None) -> None:

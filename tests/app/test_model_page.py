@@ -157,3 +157,16 @@ def test_a_weights_file_of_another_backbone_gets_one_clear_error_line(app, tmp_p
 def test_no_weights_means_random_start(app):
     rerun(app.radio(key="model_weights_source").set_value("none"))
     assert saved(app).weights == "none"
+
+
+@pytest.mark.hostile
+def test_a_weights_file_over_the_size_limit_is_refused_before_it_is_written(app, tmp_path, monkeypatch):
+    rerun(app.radio(key="model_weights_source").set_value("file"))
+    content = weights_file(tmp_path, DEFAULT)
+    monkeypatch.setenv("TLTOOLS_MAX_MODEL_BYTES", "1000")
+    rerun(app.file_uploader(key="model_weights_upload").set_value(("huge.weights.h5", content, "")))
+    assert len(app.error) == 1
+    assert "the uploaded weights file 'huge.weights.h5' is" in app.error[0].value
+    assert "over the 1,000 bytes limit" in app.error[0].value and "TLTOOLS_MAX_MODEL_BYTES" in app.error[0].value
+    assert not (paths.home_dir() / "weights" / "huge.weights.h5").exists()
+    assert saved(app).weights == "imagenet"

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -83,4 +84,39 @@ def test_a_garbage_model_file_shows_the_clear_error_and_is_not_kept(run):
     app = use_own_model(open_predict(run), "broken.keras", b"garbage, not a zip")
     assert len(app.error) == 1 and "is not a Keras model file" in app.error[0].value
     assert not list(paths.home_dir().joinpath("uploaded_models").glob("broken-*"))
+    assert app.session_state[app_state.UPLOADED_MODEL] is None
+
+
+def lambda_model_bytes(tmp_path, marker) -> bytes:
+    """A tiny .keras model whose Lambda layer creates ``marker`` whenever its code runs."""
+    target = str(marker)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Lambda(lambda t: (open(target, "w").close(), t)[1], name="payload")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save(path)
+    marker.unlink()  # building the model ran the payload once
+    return path.read_bytes()
+
+
+@pytest.mark.hostile
+def test_a_model_file_with_a_lambda_layer_shows_one_error_runs_nothing_and_is_not_kept(run, tmp_path):
+    marker = tmp_path / "payload-ran"
+    app = use_own_model(open_predict(run), "lambda.keras", lambda_model_bytes(tmp_path, marker))
+    assert len(app.error) == 1
+    assert "contains a Lambda layer ('payload'), which carries Python code" in app.error[0].value
+    assert not marker.exists()
+    assert not list(paths.home_dir().joinpath("uploaded_models").glob("lambda-*"))
+    assert app.session_state[app_state.UPLOADED_MODEL] is None
+
+
+@pytest.mark.hostile
+def test_a_model_file_over_the_size_limit_is_refused_before_anything_is_written(run, monkeypatch):
+    app = open_predict(run)
+    monkeypatch.setenv("TLTOOLS_MAX_MODEL_BYTES", "1000")
+    use_own_model(app, "huge.keras", run.model_path.read_bytes())
+    assert len(app.error) == 1
+    assert "the uploaded model 'huge.keras' is" in app.error[0].value
+    assert "TLTOOLS_MAX_MODEL_BYTES" in app.error[0].value
+    assert not list(paths.home_dir().joinpath("uploaded_models").glob("huge-*"))
     assert app.session_state[app_state.UPLOADED_MODEL] is None

@@ -6,6 +6,12 @@ or the path of a weights file as ``base.save_weights(...)`` writes it
 Keras applications are downloaded by Keras on first use; without internet
 access that fails, and :func:`imagenet_download_errors` turns the failure into
 a :class:`TLToolsError` that names the offline alternatives.
+
+A weights file may be an upload, so it is treated as untrusted: its size is
+bounded (``TLTOOLS_MAX_MODEL_BYTES``), HDF5 links and storage that reach
+other files are refused (:mod:`tltools.untrusted`), a whole model file is
+refused (it is a recipe, not weights), and every array's shape is checked
+against the backbone before any value is read.
 """
 
 import collections
@@ -18,6 +24,7 @@ import h5py
 import keras
 
 from tltools.errors import TLToolsError
+from tltools.untrusted import check_model_size, check_self_contained, first_line
 
 IMAGENET = "imagenet"
 NONE = "none"
@@ -34,7 +41,8 @@ def parse_weights(weights) -> str | Path | None:
         ``"imagenet"``, None for random initialisation, or the file as a ``Path``.
 
     Raises:
-        TLToolsError: If the path does not exist or is not an ``.h5`` file.
+        TLToolsError: If the path does not exist, is not an ``.h5`` file, or
+            is larger than ``TLTOOLS_MAX_MODEL_BYTES``.
     """
     if weights is None or weights == NONE:
         return None
@@ -50,6 +58,7 @@ def parse_weights(weights) -> str | Path | None:
         )
     if not path.is_file():
         raise TLToolsError(f"weights file not found: {path}; pass an existing .weights.h5 file, 'imagenet' or 'none'")
+    check_model_size(f"weights file {path}", path.stat().st_size)
     return path
 
 
@@ -91,8 +100,9 @@ def load_weights_file(model: keras.Model, path: Path, backbone: str) -> None:
         backbone: Registry name of the backbone, for the message.
 
     Raises:
-        TLToolsError: If the file is not HDF5, or its arrays do not have the
-            shapes of ``model``'s weights (the message lists both).
+        TLToolsError: If the file is not HDF5, is a whole model, reaches
+            outside itself (external links or storage), or its arrays do not
+            have the shapes of ``model``'s weights (the message lists both).
     """
     expected = [(weight.path, tuple(weight.shape)) for weight in model.weights]
     found = _file_arrays(path)
@@ -106,12 +116,16 @@ def load_weights_file(model: keras.Model, path: Path, backbone: str) -> None:
         )
     try:
         model.load_weights(path)
-    except ValueError as error:
-        raise TLToolsError(f"weights file {path} does not fit {backbone}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - anything a damaged file makes Keras or h5py raise
+        raise TLToolsError(f"weights file {path} does not fit {backbone}: {first_line(error)}") from None
 
 
 def _file_arrays(path: Path) -> list[tuple[str, tuple]]:
-    """Return ``(name, shape)`` of every array stored in an HDF5 weights file."""
+    """Return ``(name, shape)`` of every array stored in an HDF5 weights file.
+
+    Raises:
+        TLToolsError: The file is not readable HDF5, is a whole model, or reaches outside itself.
+    """
     arrays = []
 
     def visit(name, item):
@@ -120,9 +134,18 @@ def _file_arrays(path: Path) -> list[tuple[str, tuple]]:
 
     try:
         with h5py.File(path, "r") as file:
+            if "model_config" in file.attrs:
+                raise TLToolsError(
+                    f"{path} is a whole Keras model (.h5 with a model configuration), not a weights file; save the "
+                    "backbone's weights with base.save_weights('base.weights.h5') and use that file"
+                )
+            check_self_contained(file, f"weights file {path}")
             file.visititems(visit)
-    except OSError as error:
-        raise TLToolsError(f"weights file {path} is not an HDF5 file ({error})") from None
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        raise TLToolsError(
+            f"weights file {path} is not an HDF5 file, or is damaged ({first_line(error, 160)}); "
+            "use a .weights.h5 file saved with base.save_weights"
+        ) from None
     return arrays
 
 

@@ -14,6 +14,11 @@ always has ``input_size`` and ``tltools_version``, and ``backbone`` and
 
 Files are written to a temporary file beside the target and renamed over it,
 so a crash never leaves a half-written model under the real name.
+
+Model files are untrusted input (the app's Predict page takes uploads):
+:func:`load_model` has :mod:`tltools.model.screening` check the file's size
+and every class its configuration names before Keras reads it, then loads it
+with Keras' safe mode on.
 """
 
 import json
@@ -30,6 +35,9 @@ import keras
 from tltools import __version__
 from tltools.backbones import list_backbones
 from tltools.errors import TLToolsError
+from tltools.limits import Limits, default_limits
+from tltools.model.screening import screen_model_file
+from tltools.untrusted import first_line
 
 INFO_MEMBER = "tltools.json"
 INFO_ATTRIBUTE = "tltools"
@@ -116,21 +124,28 @@ def _save_h5(model: keras.Model, tmp: Path, info: str) -> None:
         file.attrs[INFO_ATTRIBUTE] = info
 
 
-def load_model(path) -> tuple[keras.Model, list[str], dict]:
-    """Load a model saved by :func:`save_model` (``safe_mode=True``).
+def load_model(path, limits: Limits | None = None) -> tuple[keras.Model, list[str], dict]:
+    """Load a model saved by :func:`save_model`, or any Keras image classifier, from an untrusted file.
 
-    A file without tltools data (a plain Keras model) still loads: its class
-    names become ``class_0`` .. ``class_{n-1}`` and a ``UserWarning`` says so.
+    Before Keras reads anything, the file is screened (see
+    :mod:`tltools.model.screening`): its size, its members and every class
+    it names. Keras then loads it with ``safe_mode=True``. A file without
+    tltools data (a plain Keras model) still loads: its class names become
+    ``class_0`` .. ``class_{n-1}`` and a ``UserWarning`` says so.
 
     Args:
         path: A ``.keras`` or ``.h5`` file, or a run folder holding ``model.keras``.
+        limits: ``max_model_bytes`` bounds the file; defaults to
+            :func:`tltools.limits.default_limits` (``TLTOOLS_MAX_MODEL_BYTES``).
 
     Returns:
         ``(model, class_names, metadata)``.
 
     Raises:
-        TLToolsError: If the file is missing, is not a Keras model, cannot be
-            loaded safely, or its class names do not fit the model.
+        TLToolsError: If the file is missing, too large, not a Keras model,
+            names a Lambda layer, a custom class or anything else than Keras'
+            own classes, cannot be loaded safely, is not a classifier of
+            images, or its class names do not fit the model. Always one line.
     """
     path = Path(path)
     if path.is_dir():
@@ -139,12 +154,16 @@ def load_model(path) -> tuple[keras.Model, list[str], dict]:
         raise TLToolsError(
             f"model file not found: {path}; give a .keras/.h5 file or a run folder with {RUN_MODEL_FILE}"
         )
-    info = _read_info(path, _suffix(path))
+    suffix = _suffix(path)
+    screen_model_file(path, limits or default_limits())
+    info = _read_info(path, suffix)
     try:
         model = keras.saving.load_model(path, safe_mode=True)
-    except (ValueError, TypeError, KeyError, OSError) as error:
-        raise TLToolsError(f"could not load the model in {path}: {error}") from None
-    num_classes = model.output_shape[-1]
+    except Exception as error:  # noqa: BLE001 - anything a damaged or hostile file makes Keras raise
+        raise TLToolsError(
+            f"could not load the model in {path}: {first_line(error)}; save it again with Keras {keras.__version__}"
+        ) from None
+    num_classes = _num_classes(model, path)
     if info is None:
         warnings.warn(
             f"{path} has no class names (it was not saved by tltools); using class_0..class_{num_classes - 1}",
@@ -192,11 +211,27 @@ def _read_info(path: Path, suffix: str) -> dict | None:
         return None
     try:
         info = json.loads(raw)
-    except ValueError as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise TLToolsError(f"the tltools data in {path} is not valid JSON ({error}); save the model again") from None
     if not isinstance(info, dict):
         raise TLToolsError(f"the tltools data in {path} is damaged (not a JSON object); save the model again")
     return info
+
+
+def _num_classes(model: keras.Model, path: Path) -> int:
+    """Return the number of classes of an image classifier: one input ``(batch, h, w, 3)``, one output ``(batch, n)``.
+
+    Raises:
+        TLToolsError: The model has other inputs or outputs.
+    """
+    inputs, outputs = model.input_shape, model.output_shape
+    image_input = isinstance(inputs, tuple) and len(inputs) == 4 and inputs[-1] == 3 and isinstance(inputs[1], int)
+    if not (image_input and isinstance(outputs, tuple) and len(outputs) == 2 and isinstance(outputs[-1], int)):
+        raise TLToolsError(
+            f"{path} is not an image classifier tltools can use: input shape {inputs}, output shape {outputs}; "
+            "expected one input (batch, height, width, 3) and one output (batch, classes)"
+        )
+    return outputs[-1]
 
 
 def _model_facts(model: keras.Model) -> dict:
