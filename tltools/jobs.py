@@ -38,7 +38,9 @@ class Job:
         job_id: Short unique id (also the last part of the run folder's name).
         owner: Who submitted it (the app's session id), for listing one's own jobs.
         config: The run's settings.
-        dataset: The data to train on.
+        dataset: The data to train on; None once the job has finished, so that a
+            finished job no longer keeps its extracted upload from being cleaned
+            (:mod:`tltools.housekeeping`); the run folder records where it came from.
         run_dir: The run folder the job writes (known before it starts).
         from_run: A run whose model the job continues, or None.
         status: ``queued``, ``running``, ``completed``, ``stopped`` or ``failed``.
@@ -52,7 +54,7 @@ class Job:
     job_id: str
     owner: str | None
     config: TrainConfig
-    dataset: Dataset
+    dataset: Dataset | None
     run_dir: Path
     from_run: Path | None = None
     status: str = QUEUED
@@ -170,6 +172,7 @@ class JobManager:
                 self._waiting.remove(job_id)
                 job.error = "cancelled before it started"
                 job.status = STOPPED
+                job.dataset = None
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Block until the job has finished (for scripts and tests); return it.
@@ -204,3 +207,5 @@ class JobManager:
             else:
                 job.metrics = result.metrics
                 job.status = STOPPED if job.stop_request.requested else COMPLETED
+            finally:
+                job.dataset = None

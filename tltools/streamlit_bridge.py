@@ -75,10 +75,17 @@ def _attach(job) -> None:
     session that submitted it. A session with its own dataset keeps it.
     """
     st.session_state[app_state.JOB_ID] = job.job_id
-    if st.session_state[app_state.DATASET] is None:
-        st.session_state[app_state.DATASET] = copy.deepcopy(job.dataset)
-        st.session_state[app_state.DATASET_ORIGIN] = str(job.dataset.root)
-        st.session_state[app_state.CONFIG] = copy.deepcopy(job.config)
+    if st.session_state[app_state.DATASET] is not None:
+        return
+    dataset = job.dataset
+    if dataset is None:  # a finished job has let go of its data: read it back as the run recorded it
+        try:
+            dataset = runs.load_run_dataset(runs.read_run(job.run_dir))
+        except TLToolsError:
+            return
+    st.session_state[app_state.DATASET] = copy.deepcopy(dataset)
+    st.session_state[app_state.DATASET_ORIGIN] = str(dataset.root)
+    st.session_state[app_state.CONFIG] = copy.deepcopy(job.config)
 
 
 def require_app() -> None:

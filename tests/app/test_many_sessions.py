@@ -168,7 +168,9 @@ def test_sessions_queue_their_jobs_and_each_ends_with_its_own_run(app_jobs):
         run = runs.read_run(job.run_dir)
         assert run.status == runs.COMPLETED and run.classes == sorted(UPLOADS[name])
         assert (job.run_dir / "labels.txt").read_text().split() == sorted(UPLOADS[name])
-        assert Path(read_json(job.run_dir / "dataset.json")["root"]) == job.dataset.root.resolve()
+        dataset = app.session_state[app_state.DATASET]
+        assert Path(read_json(job.run_dir / "dataset.json")["root"]) == dataset.root.resolve()
+        assert job.dataset is None, "a finished job lets go of its data, so housekeeping may clean it later"
         assert run.metrics["feature_cache"] == "miss"  # no other dataset's features were taken for its own
 
         # Its Predict page opens on its own run, though the others' runs are newer or as new.
@@ -177,8 +179,9 @@ def test_sessions_queue_their_jobs_and_each_ends_with_its_own_run(app_jobs):
         assert app.selectbox(key="predict_run").value == str(job.run_dir)
         caption = next(caption.value for caption in app.caption if " classes (" in caption.value)
         assert caption.startswith(f"{len(UPLOADS[name])} classes ({', '.join(sorted(UPLOADS[name]))})")
-    assert len({job.dataset.root for job in jobs.values()}) == 3
-    entries = [feature_entries(job.dataset) for job in jobs.values()]
+    datasets = [app.session_state[app_state.DATASET] for app in sessions.values()]
+    assert len({dataset.root for dataset in datasets}) == 3
+    entries = [feature_entries(dataset) for dataset in datasets]
     assert [len(found) for found in entries] == [1, 1, 1]
     assert len({found[0]["digest"] for found in entries}) == 3
 
@@ -206,7 +209,7 @@ def test_two_sessions_training_the_same_data_at_once_share_the_feature_cache_unh
     assert jobs[0].run_dir != jobs[1].run_dir
     assert [job.metrics["feature_cache"] for job in jobs] == ["miss", "miss"]
 
-    dataset = jobs[0].dataset
+    dataset = sessions[0].session_state[app_state.DATASET]
     (entry,) = feature_entries(dataset)
     stem = next(path.stem for path in feature_cache.features_dir().glob("*.json")
                 if read_json(path)["digest"] == entry["digest"])

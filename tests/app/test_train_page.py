@@ -58,6 +58,8 @@ def test_start_trains_in_the_background_and_the_charts_follow(colours):
     assert job.status == "completed"
     assert any("Training completed" in message.value for message in app.success)
     assert len(app.get("plotly_chart")) == 3  # loss, accuracy, per-batch loss
+    assert any(caption.value.startswith("Fast path for phase 1") for caption in app.caption), \
+        "the page says the head trained on cached features"
 
 
 def test_a_refreshed_page_reattaches_to_its_job_through_the_url(colours):
@@ -95,6 +97,23 @@ def test_a_session_following_a_link_to_another_job_keeps_its_own_dataset(colours
     assert app.session_state[app_state.JOB_ID] == job.job_id
     assert app.session_state[app_state.DATASET] is colours
     job_manager().wait(job.job_id, timeout=300)
+
+
+def test_a_link_to_a_finished_job_reads_its_data_back_from_the_run(colours):
+    from tltools.streamlit_bridge import job_manager
+
+    job = job_manager().submit(fast_config(epochs=1), colours, owner="earlier tab")
+    job_manager().wait(job.job_id, timeout=300)
+    assert job.status == "completed" and job.dataset is None, "a finished job holds no dataset"
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.query_params[app_state.JOB_QUERY_PARAM] = job.job_id
+    app.run()
+    assert not app.exception, app.exception
+    assert app.session_state[app_state.JOB_ID] == job.job_id
+    dataset = app.session_state[app_state.DATASET]
+    assert dataset.classes == colours.classes
+    assert list(dataset.split("val")["relpath"]) == list(
+        colours.with_splits(val_fraction=0.3, test_fraction=0.0, seed=0).split("val")["relpath"])
 
 
 def test_lr_finder_plots_and_use_suggested_moves_the_slider(colours):
