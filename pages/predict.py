@@ -8,7 +8,7 @@ from tltools import app_state
 from tltools.charts.evaluation import top_k_figure
 from tltools.errors import TLToolsError
 from tltools.evaluation import gradcam
-from tltools.prediction import predict_images, predictions_table
+from tltools.prediction import predict_images, predictions_csv, predictions_table
 from tltools.streamlit_bridge import cached_model, require_app, run_picker, save_uploaded_model, show_error
 
 require_app()
@@ -72,7 +72,7 @@ st.subheader("Results")
 shares = {column: st.column_config.NumberColumn(format="percent")
           for column in table if column.endswith(("prob", "confidence"))}
 st.dataframe(table, hide_index=True, column_config=shares)
-st.download_button("Download CSV", table.to_csv(index=False), "predictions.csv", "text/csv",
+st.download_button("Download CSV", predictions_csv(table), "predictions.csv", "text/csv",
                    key="predict_download", on_click="ignore", icon=":material/download:")
 
 st.subheader("Per image")

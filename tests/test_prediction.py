@@ -12,7 +12,7 @@ from PIL import Image
 from tltools.data.images import load_image
 from tltools.errors import TLToolsError
 from tltools.model import save_model
-from tltools.prediction import Prediction, load_model_cached, predict_images, predictions_table
+from tltools.prediction import Prediction, load_model_cached, predict_images, predictions_csv, predictions_table
 
 SIZE = 16
 CLASSES = ["ant", "bee", "cat"]
@@ -160,3 +160,14 @@ def test_cached_results_cannot_be_corrupted_by_callers(model, tmp_path):
 def test_cache_reports_a_missing_model(tmp_path):
     with pytest.raises(TLToolsError, match="model file not found"):
         load_model_cached(tmp_path / "nothing-here")
+
+
+@pytest.mark.hostile
+def test_class_and_file_names_that_look_like_formulas_are_written_as_text():
+    top = [{"index": 0, "label": "=HYPERLINK(\"http://x\")", "prob": 0.75},
+           {"index": 1, "label": "+1", "prob": 0.25}]
+    table = predictions_table([Prediction("@evil.png", top, np.array([0.75, 0.25]))])
+    frame = pd.read_csv(io.StringIO(predictions_csv(table)))
+    assert frame.loc[0, "predicted"] == "'=HYPERLINK(\"http://x\")" and frame.loc[0, "top2_label"] == "'+1"
+    assert frame.loc[0, "image"] == "'@evil.png"
+    assert frame.loc[0, "confidence"] == 0.75, "numbers stay numbers"

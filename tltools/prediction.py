@@ -2,7 +2,7 @@
 
 >>> model, class_names, _ = load_model_cached("runs/pets")
 >>> predictions = predict_images(model, class_names, ["cat.jpg", uploaded_bytes], top_k=3)
->>> predictions_table(predictions).to_csv("predictions.csv", index=False)
+>>> Path("predictions.csv").write_text(predictions_csv(predictions_table(predictions)))
 
 Every image goes through :func:`tltools.data.images.load_image` at the model's
 input size, exactly as during training, and the model normalises the pixels itself.
@@ -137,7 +137,7 @@ def predictions_table(predictions: Sequence[Prediction]) -> pd.DataFrame:
     """Return predictions as a table, one row per image.
 
     Columns: ``image``, ``predicted``, ``confidence``, then for each rank r
-    ``top<r>_label`` and ``top<r>_prob``. Save it with ``DataFrame.to_csv``.
+    ``top<r>_label`` and ``top<r>_prob``. Save it with :func:`predictions_csv`.
     """
     rows = []
     for prediction in predictions:
@@ -148,6 +148,28 @@ def predictions_table(predictions: Sequence[Prediction]) -> pd.DataFrame:
             row[f"top{rank}_prob"] = item["prob"]
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else ["image", "predicted", "confidence"])
+
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def predictions_csv(table: pd.DataFrame) -> str:
+    """Return :func:`predictions_table`'s table as CSV text that is safe to open in a spreadsheet.
+
+    Class names and file names come from uploads; a text cell starting with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``
+    so that Excel or LibreOffice shows it as text instead of running it as a
+    formula. Numbers are written unchanged.
+    """
+    def escape(value):
+        return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+    safe = table.copy()
+    for name in safe.columns:
+        if pd.api.types.is_string_dtype(safe[name]) or safe[name].dtype == object:
+            safe[name] = safe[name].map(escape)
+    return safe.to_csv(index=False)
 
 
 def _as_list(sources) -> list:

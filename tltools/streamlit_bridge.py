@@ -243,22 +243,17 @@ def preview_model(backbone: str, num_classes: int, input_size: int | None, pooli
 
 
 def save_uploaded_weights(uploaded) -> Path:
-    """Keep an uploaded weights file as ``<TLTOOLS_HOME>/weights/<name>`` and return that path.
+    """Keep an uploaded weights file as ``<TLTOOLS_HOME>/weights/<name>-<content hash><suffixes>``, once per content.
 
-    The name keeps only letters, digits, ``.``, ``-`` and ``_`` (others become
-    ``_``); an existing file of that name is replaced when the content differs.
+    The hash keeps two different uploads of the same name (from two sessions)
+    apart, so one session's upload never replaces the file another trains from.
 
     Raises:
         TLToolsError: The upload is larger than ``TLTOOLS_MAX_MODEL_BYTES``
             (checked before anything is written), or the disk refuses the write.
     """
     check_model_size(f"the uploaded weights file {short(uploaded.name)}", _upload_size(uploaded))
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(uploaded.name).name).lstrip(".")[-100:] or "weights.h5"
-    target = paths.home_dir() / "weights" / name
-    data = uploaded.getvalue()
-    if not (target.is_file() and target.read_bytes() == data):
-        _write_upload(target, data)
-    return target
+    return _keep_upload(uploaded, "weights", default_stem="weights", suffix="".join(Path(uploaded.name).suffixes[-2:]))
 
 
 def save_uploaded_model(uploaded) -> Path:
@@ -276,10 +271,18 @@ def save_uploaded_model(uploaded) -> Path:
             (checked before anything is written), or the disk refuses the write.
     """
     check_model_size(f"the uploaded model {short(uploaded.name)}", _upload_size(uploaded))
+    return _keep_upload(uploaded, "uploaded_models", default_stem="model", suffix=".keras")
+
+
+def _keep_upload(uploaded, folder: str, *, default_stem: str, suffix: str) -> Path:
+    """Write an upload once per content as ``<TLTOOLS_HOME>/<folder>/<safe stem>-<content hash><suffix>``."""
     content = uploaded.getvalue()
-    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(uploaded.name).stem)[:60]
+    name = Path(uploaded.name).name
+    stem = name[: -len(suffix)] if suffix and name.endswith(suffix) else Path(name).stem
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:60].lstrip("_")
+    suffix = "".join(ch for ch in suffix if ch.isalnum() or ch == ".")[:20]
     digest = hashlib.sha256(content).hexdigest()[:10]
-    target = paths.home_dir() / "uploaded_models" / f"{stem or 'model'}-{digest}.keras"
+    target = paths.home_dir() / folder / f"{stem or default_stem}-{digest}{suffix}"
     if not target.is_file():
         _write_upload(target, content)
     return target

@@ -22,9 +22,13 @@ def pets(tmp_path_factory):
 
 @pytest.fixture
 def app(pets) -> AppTest:
-    """The Model page with a three-class dataset loaded."""
+    return model_page(pets)
+
+
+def model_page(dataset) -> AppTest:
+    """The Model page of a new session with ``dataset`` loaded."""
     app = rerun(AppTest.from_file(APP, default_timeout=TIMEOUT))
-    app.session_state[app_state.DATASET] = pets
+    app.session_state[app_state.DATASET] = dataset
     return rerun(app.switch_page("pages/model.py"))
 
 
@@ -141,9 +145,23 @@ def test_a_fitting_weights_file_is_kept_and_becomes_the_starting_weights(app, tm
     assert saved(app).weights == "imagenet"
     content = weights_file(tmp_path, DEFAULT)
     rerun(app.file_uploader(key="model_weights_upload").set_value(("my lite0.weights.h5", content, "")))
-    kept = paths.home_dir() / "weights" / "my_lite0.weights.h5"
+    (kept,) = paths.home_dir().joinpath("weights").glob("my_lite0-*.weights.h5")
     assert saved(app).weights == str(kept) and kept.read_bytes() == content
     assert not app.error and len(app.success) == 1
+
+
+def test_another_sessions_weights_file_of_the_same_name_does_not_replace_this_ones(app, pets, tmp_path):
+    rerun(app.radio(key="model_weights_source").set_value("file"))
+    mine = weights_file(tmp_path, DEFAULT)
+    rerun(app.file_uploader(key="model_weights_upload").set_value(("base.weights.h5", mine, "")))
+    other = model_page(pets)
+    rerun(other.radio(key="model_weights_source").set_value("file"))
+    (tmp_path / "other").mkdir()
+    theirs = weights_file(tmp_path / "other", DEFAULT)  # another random start: other bytes, same name
+    assert theirs != mine
+    rerun(other.file_uploader(key="model_weights_upload").set_value(("base.weights.h5", theirs, "")))
+    assert saved(app).weights != saved(other).weights
+    assert Path(saved(app).weights).read_bytes() == mine and Path(saved(other).weights).read_bytes() == theirs
 
 
 def test_a_weights_file_of_another_backbone_gets_one_clear_error_line(app, tmp_path):
