@@ -107,8 +107,8 @@ def removed(report) -> list[str]:
 
 
 def test_items_unused_past_the_age_limit_go_and_the_others_stay(home, cache):
-    make_dataset(home, "old-1111", days=40)
-    make_dataset(home, "recent-2222", days=3)
+    make_dataset(home, "old-1111111111111111", days=40)
+    make_dataset(home, "recent-2222222222222222", days=3)
     make_features(cache, "old-features", days=31)
     make_features(cache, "recent-features", days=1)
     make_decoded(cache, "old-64.npy", days=45)
@@ -116,8 +116,8 @@ def test_items_unused_past_the_age_limit_go_and_the_others_stay(home, cache):
 
     report = clean(Budget(max_age_days=30, **ROOMY))
 
-    assert sorted(removed(report)) == ["old-1111", "old-64.npy", "old-features.npy"]
-    assert sorted(path.name for path in (home / "datasets").iterdir()) == ["recent-2222", "recent-2222.json"]
+    assert sorted(removed(report)) == ["old-1111111111111111", "old-64.npy", "old-features.npy"]
+    assert sorted(path.name for path in (home / "datasets").iterdir()) == ["recent-2222222222222222", "recent-2222222222222222.json"]
     assert sorted(path.name for path in (cache / "features").iterdir()) == ["recent-features.json",
                                                                             "recent-features.npy"]
     assert [path.name for path in (cache / "decoded").iterdir()] == ["recent-64.npy"]
@@ -125,14 +125,14 @@ def test_items_unused_past_the_age_limit_go_and_the_others_stay(home, cache):
 
 
 def test_an_area_over_budget_loses_its_least_recently_used_items_first(home, cache):
-    for name, days in (("newest-3333", 2), ("oldest-1111", 9), ("middle-2222", 5)):
+    for name, days in (("newest-3333333333333333", 2), ("oldest-1111111111111111", 9), ("middle-2222222222222222", 5)):
         make_dataset(home, name, days=days, size=1000)
 
     report = clean(Budget(datasets_max_bytes=1500, cache_max_bytes=10**9, max_age_days=30))
 
-    assert removed(report) == ["oldest-1111", "middle-2222"]
+    assert removed(report) == ["oldest-1111111111111111", "middle-2222222222222222"]
     assert "over its 1.5 KiB budget" in report.removed[0].reason
-    assert sorted(path.name for path in (home / "datasets").iterdir()) == ["newest-3333", "newest-3333.json"]
+    assert sorted(path.name for path in (home / "datasets").iterdir()) == ["newest-3333333333333333", "newest-3333333333333333.json"]
     assert report.areas["datasets"]["bytes_after"] <= 1500 < report.areas["datasets"]["bytes_before"]
 
 
@@ -148,13 +148,13 @@ def test_the_cache_budget_covers_features_and_decoded_images_together(home, cach
 
 
 def test_a_dataset_leased_by_a_live_process_stays(home, cache):
-    mine = make_dataset(home, "mine-1111", days=90)
-    theirs = make_dataset(home, "theirs-2222", days=90)
+    mine = make_dataset(home, "mine-1111111111111111", days=90)
+    theirs = make_dataset(home, "theirs-2222222222222222", days=90)
     lease = lease_dataset(mine / "cls")  # a root inside the extracted folder leases the whole folder
     age(mine, 90)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (home / "datasets" / f"theirs-2222.lease-{other.pid}").write_text(json.dumps({"pid": other.pid}))
+        (home / "datasets" / f"theirs-2222222222222222.lease-{other.pid}").write_text(json.dumps({"pid": other.pid}))
 
         report = clean(Budget(datasets_max_bytes=0, cache_max_bytes=0, max_age_days=1))
     finally:
@@ -163,16 +163,16 @@ def test_a_dataset_leased_by_a_live_process_stays(home, cache):
 
     assert mine.is_dir() and theirs.is_dir() and removed(report) == []
     reasons = {item.path.name: item.reason for item in report.kept}
-    assert reasons == {"mine-1111": f"in use: leased by process {os.getpid()}",
-                       "theirs-2222": f"in use: leased by process {other.pid}"}
+    assert reasons == {"mine-1111111111111111": f"in use: leased by process {os.getpid()}",
+                       "theirs-2222222222222222": f"in use: leased by process {other.pid}"}
     lease.release()
-    assert not (home / "datasets" / f"mine-1111.lease-{os.getpid()}").exists()
+    assert not (home / "datasets" / f"mine-1111111111111111.lease-{os.getpid()}").exists()
 
 
 def test_leases_of_ended_processes_are_ignored_and_removed(home, cache):
-    folder = make_dataset(home, "orphaned-1111", days=90)
+    folder = make_dataset(home, "orphaned-1111111111111111", days=90)
     pid = ended_pid()
-    stale = home / "datasets" / f"orphaned-1111.lease-{pid}"
+    stale = home / "datasets" / f"orphaned-1111111111111111.lease-{pid}"
     stale.write_text(json.dumps({"pid": pid}))
 
     report = clean(Budget(max_age_days=30, **ROOMY))
@@ -182,8 +182,8 @@ def test_leases_of_ended_processes_are_ignored_and_removed(home, cache):
 
 
 def test_a_dataset_read_by_a_running_run_stays_and_one_of_an_interrupted_run_goes(home, cache):
-    live = make_dataset(home, "live-1111", days=90)
-    dead = make_dataset(home, "dead-2222", days=90)
+    live = make_dataset(home, "live-1111111111111111", days=90)
+    dead = make_dataset(home, "dead-2222222222222222", days=90)
     make_run(home, "run-live", status=runs.RUNNING, dataset_root=live / "cls", **runs.owner_record())
     make_run(home, "run-dead", status=runs.RUNNING, dataset_root=dead, pid=ended_pid())
 
@@ -191,11 +191,11 @@ def test_a_dataset_read_by_a_running_run_stays_and_one_of_an_interrupted_run_goe
 
     assert live.is_dir() and not dead.exists()
     assert [(item.path.name, item.reason) for item in report.kept] == [
-        ("live-1111", "in use: read by the running run run-live")]
+        ("live-1111111111111111", "in use: read by the running run run-live")]
 
 
 def test_anything_used_within_the_last_hour_stays_even_over_budget(home, cache):
-    make_dataset(home, "just-used-1111", days=0.01, size=1000)
+    make_dataset(home, "just-used-1111111111111111", days=0.01, size=1000)
     make_features(cache, "just-used", days=0.01, size=1000)
 
     report = clean(Budget(datasets_max_bytes=0, cache_max_bytes=0, max_age_days=0))
@@ -206,21 +206,21 @@ def test_anything_used_within_the_last_hour_stays_even_over_budget(home, cache):
 
 
 def test_a_dry_run_reports_but_deletes_nothing(home, cache):
-    make_dataset(home, "old-1111", days=40)
+    make_dataset(home, "old-1111111111111111", days=40)
     make_features(cache, "old-features", days=40)
-    (home / "datasets" / ".half-extracted.abc").mkdir()
-    age(home / "datasets" / ".half-extracted.abc", 1)
+    (home / "datasets" / ".half-4444444444444444.abc").mkdir()
+    age(home / "datasets" / ".half-4444444444444444.abc", 1)
     before = snapshot(home), snapshot(cache)
 
     report = clean(Budget(max_age_days=30, **ROOMY), dry_run=True)
 
-    assert sorted(removed(report)) == [".half-extracted.abc", "old-1111", "old-features.npy"]
+    assert sorted(removed(report)) == [".half-4444444444444444.abc", "old-1111111111111111", "old-features.npy"]
     assert report.dry_run and report.freed_bytes > 0
     assert (snapshot(home), snapshot(cache)) == before
 
 
 def test_runs_are_never_touched(home, cache):
-    dataset = make_dataset(home, "data-1111", days=400)
+    dataset = make_dataset(home, "data-1111111111111111", days=400)
     make_run(home, "20240101-000000-efficientnet_lite0-aaaaaa", status=runs.COMPLETED, dataset_root=dataset)
     make_run(home, "20240101-000000-efficientnet_lite0-bbbbbb", status=runs.FAILED, dataset_root=dataset)
     (home / "runs" / "20240101-000000-efficientnet_lite0-aaaaaa" / ".model.0123.tmp.keras").write_bytes(b"t")
@@ -235,15 +235,15 @@ def test_runs_are_never_touched(home, cache):
 
 def test_partial_leftovers_older_than_an_hour_go_and_fresh_ones_stay(home, cache):
     datasets = home / "datasets"
-    (datasets / ".upload-1111.k3j2" / "cat").mkdir(parents=True)  # an extraction's staging folder
-    (datasets / ".upload-1111.k3j2" / "cat" / "0.png").write_bytes(b"p")
-    for path in (datasets / ".upload-1111.k3j2" / "cat" / "0.png", datasets / ".upload-1111.k3j2" / "cat",
-                 datasets / ".upload-1111.k3j2"):
+    (datasets / ".upload-1111111111111111.k3j2" / "cat").mkdir(parents=True)  # an extraction's staging folder
+    (datasets / ".upload-1111111111111111.k3j2" / "cat" / "0.png").write_bytes(b"p")
+    for path in (datasets / ".upload-1111111111111111.k3j2" / "cat" / "0.png", datasets / ".upload-1111111111111111.k3j2" / "cat",
+                 datasets / ".upload-1111111111111111.k3j2"):
         age(path, 2 / 24)
-    (datasets / ".upload-2222.json.77.tmp").write_text("{")  # a manifest being written
-    age(datasets / ".upload-2222.json.77.tmp", 2 / 24)
-    (datasets / "gone-3333.json").write_text("{}")  # a manifest whose folder is gone
-    age(datasets / "gone-3333.json", 2 / 24)
+    (datasets / ".upload-2222222222222222.json.77.tmp").write_text("{")  # a manifest being written
+    age(datasets / ".upload-2222222222222222.json.77.tmp", 2 / 24)
+    (datasets / "gone-3333333333333333.json").write_text("{}")  # a manifest whose folder is gone
+    age(datasets / "gone-3333333333333333.json", 2 / 24)
     (datasets / ".in-progress-4444.abcd").mkdir()  # still being written
     make_features(cache, "complete", days=2 / 24)
     (cache / "features" / "lone.npy").write_bytes(b"n")  # an array whose description never came
@@ -255,8 +255,8 @@ def test_partial_leftovers_older_than_an_hour_go_and_fresh_ones_stay(home, cache
 
     report = clean(Budget(max_age_days=30, **ROOMY))
 
-    assert sorted(removed(report)) == [".abc-64.npy.x1y2.npy", ".upload-1111.k3j2", ".upload-2222.json.77.tmp",
-                                       "gone-3333.json", "lone.npy"]
+    assert sorted(removed(report)) == [".abc-64.npy.x1y2.npy", ".upload-1111111111111111.k3j2", ".upload-2222222222222222.json.77.tmp",
+                                       "gone-3333333333333333.json", "lone.npy"]
     assert {item.kind for item in report.removed} == {"partial"}
     assert sorted(path.name for path in datasets.iterdir()) == [".in-progress-4444.abcd"]
     assert sorted(path.name for path in (cache / "features").iterdir()) == ["complete.json", "complete.npy"]
@@ -264,7 +264,7 @@ def test_partial_leftovers_older_than_an_hour_go_and_fresh_ones_stay(home, cache
 
 
 def test_a_staging_folder_still_being_filled_is_not_a_leftover(home, cache):
-    staging = home / "datasets" / ".big-1111.abcd"
+    staging = home / "datasets" / ".big-1111111111111111.abcd"
     (staging / "cat").mkdir(parents=True)
     age(staging, 1)
     (staging / "cat" / "1.png").write_bytes(b"new")  # written just now, deep inside
@@ -276,12 +276,22 @@ def test_backbones_and_unknown_files_are_left_alone(home, cache):
     (cache / "backbones").mkdir(parents=True)
     (cache / "backbones" / "weights.h5").write_bytes(b"w")
     age(cache / "backbones" / "weights.h5", 400)
-    (home / "datasets" / "notes.txt").write_text("mine")
-    age(home / "datasets" / "notes.txt", 400)
+    datasets = home / "datasets"
+    # TLTOOLS_HOME defaults to the current folder, whose datasets/ may be the user's own.
+    for name in ("notes.txt", ".gitkeep", "coco_annotations.json", "cats-2024.tmp", ".cats-2024.tmp"):
+        (datasets / name).write_text("mine")
+        age(datasets / name, 400)
+    for name in ("my_photos", ".dvc", "flowers-2024"):
+        (datasets / name / "cat").mkdir(parents=True)
+        (datasets / name / "cat" / "1.jpg").write_bytes(b"j" * 100)
+        age(datasets / name, 400)
+    before = snapshot(home)
 
-    clean(Budget(datasets_max_bytes=0, cache_max_bytes=0, max_age_days=0))
+    report = clean(Budget(datasets_max_bytes=0, cache_max_bytes=0, max_age_days=0))
 
-    assert (cache / "backbones" / "weights.h5").is_file() and (home / "datasets" / "notes.txt").is_file()
+    assert (cache / "backbones" / "weights.h5").is_file()
+    assert snapshot(home) == before, "nothing tltools did not extract itself is touched"
+    assert not report.removed
 
 
 def test_loading_an_earlier_upload_marks_it_used_and_leases_it_while_the_dataset_lives(home, cache):
@@ -352,14 +362,14 @@ def test_the_default_budgets():
 
 def test_automatic_cleaning_runs_at_most_once_an_interval(home, cache, monkeypatch):
     monkeypatch.setattr(housekeeping, "_last_attempt", {})
-    old = make_dataset(home, "old-1111", days=400)
+    old = make_dataset(home, "old-1111111111111111", days=400)
 
     thread = housekeeping.maybe_clean()
     assert thread is not None
     thread.join(30)
     assert not old.exists() and (cache / housekeeping.STAMP_FILE).is_file()
 
-    again = make_dataset(home, "old-2222", days=400)
+    again = make_dataset(home, "old-2222222222222222", days=400)
     monkeypatch.setattr(housekeeping, "_last_attempt", {})  # as a new process would: only the stamp says
     assert housekeeping.maybe_clean() is None
     assert again.exists()
@@ -385,7 +395,7 @@ def test_automatic_cleaning_never_raises(home, cache, monkeypatch, caplog):
 
 
 def test_a_dataset_that_cannot_be_deleted_is_reported_not_raised(home, cache, monkeypatch):
-    make_dataset(home, "stuck-1111", days=400)
+    make_dataset(home, "stuck-1111111111111111", days=400)
 
     def refuse(source, destination):
         raise PermissionError(13, "Permission denied", str(source))
@@ -393,4 +403,4 @@ def test_a_dataset_that_cannot_be_deleted_is_reported_not_raised(home, cache, mo
     monkeypatch.setattr(housekeeping.os, "rename", refuse)
     report = clean(Budget(max_age_days=30, **ROOMY))
 
-    assert removed(report) == [] and "stuck-1111" in report.errors[0] and "Permission denied" in report.errors[0]
+    assert removed(report) == [] and "stuck-1111111111111111" in report.errors[0] and "Permission denied" in report.errors[0]

@@ -3,8 +3,8 @@
 Two areas are cleaned, each against its own size budget:
 
 - ``datasets``: extracted uploads under :func:`tltools.paths.datasets_dir`, a
-  ``<name>-<hash>/`` folder with its ``.json`` manifest (or a folder without one,
-  such as the built-in sample);
+  ``<name>-<16 hex digits>/`` folder with its ``.json`` manifest, and the built-in
+  sample. Nothing else in that folder is touched: it may be the user's own;
 - ``cache``: feature-cache entries (``features/<stem>.npy`` with its ``.json``) and
   decoded-image caches (``decoded/*.npy``) under :func:`tltools.paths.cache_dir`.
   Converted backbone weights (``backbones/``) are kept.
@@ -42,7 +42,7 @@ import weakref
 from pathlib import Path
 
 from tltools import fileio, paths, runs
-from tltools.errors import TLToolsError
+from tltools.limits import env_number
 
 GIB = 1024**3
 DAY_SECONDS = 86_400.0
@@ -53,6 +53,10 @@ AUTO_INTERVAL_SECONDS = 3600.0
 STAMP_FILE = "housekeeping.json"
 DATASETS, CACHE = "datasets", "cache"
 _LEASE = re.compile(r"^(?P<folder>.+)\.lease-(?P<pid>\d+)$")
+# Names tltools gives extracted uploads (``<stem>-<16 hex digits of the archive's SHA-256>``); anything
+# else in the datasets folder is the user's own and never touched (TLTOOLS_HOME defaults to the
+# current folder, which may hold a ``datasets/`` folder of the user's).
+_EXTRACTED = re.compile(r"^.+-[0-9a-f]{16}$")
 
 _logger = logging.getLogger(__name__)
 
@@ -78,20 +82,8 @@ class Budget:
         Raises:
             TLToolsError: A variable is not a number >= 0 (the message names it and its value).
         """
-        values = {}
-        for field in dataclasses.fields(cls):
-            variable = "TLTOOLS_" + field.name.upper()
-            raw = os.environ.get(variable)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                value = float(raw)
-            except ValueError:
-                value = -1.0
-            if not value >= 0:  # also refuses nan
-                raise TLToolsError(f"{variable}={raw!r} must be a number >= 0; set it to one or unset it")
-            values[field.name] = int(value) if field.type is int else value
-        return cls(**values)
+        return cls(**{field.name: env_number("TLTOOLS_" + field.name.upper(), field.default, kind=field.type)
+                      for field in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,6 +379,11 @@ def _scan_datasets(root: Path) -> list[_Item]:
     """Return the extracted datasets and the partial leftovers in the datasets folder."""
     if not root.is_dir():
         return []
+    from tltools.data.sample import FOLDER_NAME as SAMPLE  # not at the top: tltools.data imports this module
+
+    def own(name: str) -> bool:
+        return bool(_EXTRACTED.match(name)) or name == SAMPLE
+
     items = []
     names = {path.name for path in root.iterdir()}
     for path in root.iterdir():
@@ -394,8 +391,11 @@ def _scan_datasets(root: Path) -> list[_Item]:
         try:
             if _LEASE.match(name):
                 continue
-            if name.startswith(".") or name.endswith(".tmp"):  # staging folders, temporary manifests, trash
+            if name.startswith(".") and (own(name[1:].split(".")[0]) or name[1:].startswith(f"{SAMPLE}-")):
+                # staging folders (.<target>.xxxx, .sample-digits-xxxx), temporary manifests, trash
                 items.append(_Item(DATASETS, "partial", path, (), _size(path), _newest_mtime(path)))
+            elif not own(name.removesuffix(".json")):
+                continue  # the user's own file or folder
             elif path.is_dir() and not path.is_symlink():
                 manifest = root / f"{name}.json"
                 companions = (manifest,) if f"{name}.json" in names else ()

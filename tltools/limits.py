@@ -45,21 +45,41 @@ def default_limits() -> Limits:
     """Return the limits, with any ``TLTOOLS_<FIELD>`` environment overrides applied.
 
     Raises:
-        TLToolsError: An override is not a positive number.
+        TLToolsError: An override is not a positive number (see :func:`env_number`).
     """
-    from tltools.errors import TLToolsError
-
     values = {}
     for field in dataclasses.fields(Limits):
         variable = "TLTOOLS_" + field.name.upper()
-        raw = os.environ.get(variable)
-        if raw is None:
-            continue
-        try:
-            value = field.type(float(raw))
-        except ValueError:
-            raise TLToolsError(f"{variable}={raw!r} is not a number; set it to a positive number or unset it.") from None
-        if value <= 0:
-            raise TLToolsError(f"{variable}={raw!r} must be positive.")
-        values[field.name] = value
+        value = env_number(variable, None, kind=field.type, minimum=0, exclusive=True)
+        if value is not None:
+            values[field.name] = value
     return Limits(**values)
+
+
+def env_number(variable: str, default, *, kind: type = int, minimum: float = 0, exclusive: bool = False):
+    """Return the number in environment variable ``variable``, or ``default`` when it is unset or empty.
+
+    Args:
+        variable: The variable's name, e.g. ``TLTOOLS_MAX_ENTRIES``.
+        default: Returned when the variable is unset or blank.
+        kind: ``int`` (``1e9`` is accepted and becomes 1000000000) or ``float``.
+        minimum: The smallest value allowed.
+        exclusive: Whether ``minimum`` itself is refused (e.g. limits must be positive).
+
+    Raises:
+        TLToolsError: The value is not a number of that kind, or is below the minimum;
+            the message names the variable, its value and what to set.
+    """
+    from tltools.errors import TLToolsError
+
+    raw = os.environ.get(variable)
+    if raw is None or raw.strip() == "":
+        return default
+    bound = f"a number {'>' if exclusive else '>='} {minimum:g}"
+    try:
+        value = kind(float(raw))
+    except (ValueError, OverflowError):  # not a number, nan or inf as an int
+        raise TLToolsError(f"{variable}={raw!r} is not a usable number; set it to {bound} or unset it") from None
+    if not (value > minimum if exclusive else value >= minimum):  # also refuses nan
+        raise TLToolsError(f"{variable}={raw!r} must be {bound}; set it to one or unset it")
+    return value

@@ -10,9 +10,7 @@ only ever called from the script thread: training threads write into a
 import copy
 import dataclasses
 import hashlib
-import os
 import sys
-import re
 from pathlib import Path
 
 import streamlit as st
@@ -21,6 +19,7 @@ from tltools import app_state, fileio, paths, runs
 from tltools.backbones import create_backbone
 from tltools.errors import TLToolsError
 from tltools.jobs import JobManager
+from tltools.limits import env_number
 from tltools.model import build_imagenet_classifier, build_model, load_model
 from tltools.training import TrainConfig
 from tltools.untrusted import check_model_size, short
@@ -111,8 +110,11 @@ def job_manager() -> JobManager:
     """Return the server's one job manager (shared by all sessions).
 
     ``TLTOOLS_MAX_CONCURRENT_JOBS`` (default 1) sets how many jobs train at once.
+
+    Raises:
+        TLToolsError: The variable is not a whole number >= 1.
     """
-    return JobManager(max_concurrent=int(os.environ.get("TLTOOLS_MAX_CONCURRENT_JOBS", "1")))
+    return JobManager(max_concurrent=env_number("TLTOOLS_MAX_CONCURRENT_JOBS", 1, kind=int, minimum=1))
 
 
 def current_job():
