@@ -177,9 +177,10 @@ def test_the_throttled_checkpoint_writes_the_best_weights_when_fit_ends():
     for epoch, loss in enumerate([3.0, 1.0, 2.0]):
         model.value = epoch
         checkpoint.on_epoch_end(epoch, {"val_loss": loss})
-    assert written == [] and checkpoint.saves == 2 and checkpoint.best_epoch == 2
+    assert written == [0], "the first improvement is written at once: a run killed early has a checkpoint"
+    assert checkpoint.saves == 2 and checkpoint.best_epoch == 2
     checkpoint.on_train_end()
-    assert written == [1] and model.value == 2, "the best (epoch 2) is written, the current weights stay"
+    assert written == [0, 1] and model.value == 2, "the best (epoch 2) is written, the current weights stay"
     assert checkpoint.restore_best(model) and model.value == 1
     assert not checkpoint.restore_best(_Model())
 
@@ -195,3 +196,14 @@ def test_without_a_minimum_interval_every_improvement_is_written():
         checkpoint.on_epoch_end(epoch, {"val_loss": loss})
     checkpoint.on_train_end()
     assert written == [0, 1, 3] and checkpoint.writes == 3
+
+
+def test_when_fine_tuning_only_gets_worse_the_run_keeps_the_best_head_from_phase_1(colours, fresh_cache):
+    config = fast_config(epochs=2, learning_rate=1e-2, fine_tune_epochs=2, unfreeze="20", fine_tune_learning_rate=10.0)
+    result = train(config, colours)
+    metrics = result.metrics
+    assert metrics["fine_tune_fast_path"] and metrics["epochs_run"] == 4
+    assert metrics["best_epoch"] <= config.epochs, "phase 2 at a learning rate of 10 only makes things worse"
+    assert metrics["val"]["loss"] == pytest.approx(metrics["best_val_loss"], abs=1e-4)
+    saved, _, _ = load_model(result.run.path)
+    np.testing.assert_allclose(saved.predict(PIXELS, verbose=0), result.model.predict(PIXELS, verbose=0), atol=1e-6)

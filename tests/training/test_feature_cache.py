@@ -147,3 +147,30 @@ def test_the_decode_budget_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("TLTOOLS_DECODE_MEMORY_BYTES", "lots")
     with pytest.raises(Exception, match="TLTOOLS_DECODE_MEMORY_BYTES"):
         pipeline.decode_memory_budget()
+
+
+def test_short_writes_are_completed_and_a_write_of_nothing_is_a_full_disk(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    array = np.arange(4 * 1000, dtype=np.float32).reshape(4, 1000)
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real_pwrite(fd, bytes(data)[:1000], offset))
+    with npy_writer(tmp_path / "short.npy", array.shape, np.float32) as out:
+        out.write(0, array)
+    np.testing.assert_array_equal(np.load(tmp_path / "short.npy"), array)
+
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: 0)
+    with pytest.raises(OSError) as error, npy_writer(tmp_path / "full.npy", array.shape, np.float32) as out:
+        out.write(0, array)
+    assert error.value.errno == errno.ENOSPC and list(tmp_path.iterdir()) == [tmp_path / "short.npy"]
+
+
+@pytest.mark.hostile
+def test_a_damaged_decoded_cache_file_is_decoded_again(colours, tmp_path, monkeypatch):
+    monkeypatch.setenv("TLTOOLS_CACHE", str(tmp_path / "cache"))
+    paths = colours.paths("train")
+    first = pipeline.decode_images(paths, 32, memory_budget=0, cache_key="damaged")
+    first.path.write_bytes(b"not an npy file")
+    again = pipeline.decode_images(paths, 32, memory_budget=0, cache_key="damaged")
+    np.testing.assert_array_equal(np.asarray(again), pipeline.decode_images(paths, 32))

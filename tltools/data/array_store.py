@@ -14,6 +14,7 @@ only when the block finishes without error.
 """
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,7 +134,12 @@ class _RowWriter:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != self.shape[1:] or start < 0 or start + len(rows) > self.shape[0]:
             raise ValueError(f"rows of shape {rows.shape} at {start} do not fit an array of shape {self.shape}")
-        os.pwrite(self._fd, rows.tobytes(), self._offset + start * self._row_bytes)
+        data, offset, written = memoryview(rows.reshape(-1).view(np.uint8)), self._offset + start * self._row_bytes, 0
+        while written < len(data):  # pwrite may write less than asked (a filling disk, over 2 GiB at once)
+            count = os.pwrite(self._fd, data[written:], offset + written)
+            if count == 0:
+                raise OSError(errno.ENOSPC, f"no byte of rows {start} on could be written (is the disk full?)")
+            written += count
 
     def write_rows(self, positions, rows: np.ndarray) -> None:
         """Write ``rows[i]`` at row ``positions[i]``, for positions in any order."""

@@ -24,6 +24,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 # model input, and unfiltered bilinear sampling aliases them), slightly sharper than its bilinear.
 # The bundle's standalone predict.py uses the same filter, so exported models see the same pixels.
 RESAMPLING = Image.Resampling.HAMMING
+# Bump when load_image returns other pixels for the same file (resampling, EXIF, colour handling):
+# the decoded-image and feature caches include it in their keys, so old pixels are never reused.
+LOADER_VERSION = 1
 
 # Modes with more than 8 bits per channel; they are scaled, not clipped, to 8 bits.
 _WIDE_MODES = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535}

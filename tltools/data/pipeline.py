@@ -24,9 +24,10 @@ import tensorflow as tf
 from tltools.data.array_store import NpyRows, npy_writer
 from tltools.data.augment import AugmentOptions, build_augmenter
 from tltools.data.dataset import Dataset
-from tltools.data.images import load_image
+from tltools.data.images import LOADER_VERSION, load_image
 from tltools.errors import TLToolsError
 from tltools.fileio import disk_error_message, is_disk_error
+from tltools.limits import env_number
 from tltools.paths import cache_dir
 
 DEFAULT_DECODE_MEMORY_BYTES = 2 * 1024**3
@@ -39,18 +40,9 @@ def decode_memory_budget() -> int:
     """Return the bytes of decoded images kept in memory (``TLTOOLS_DECODE_MEMORY_BYTES``, default 2 GiB).
 
     Raises:
-        TLToolsError: The variable is set to something other than a whole number >= 0.
+        TLToolsError: The variable is set to something other than a number >= 0.
     """
-    value = os.environ.get("TLTOOLS_DECODE_MEMORY_BYTES")
-    if value is None or value == "":
-        return DEFAULT_DECODE_MEMORY_BYTES
-    try:
-        budget = int(value)
-    except ValueError:
-        budget = -1
-    if budget < 0:
-        raise TLToolsError(f"TLTOOLS_DECODE_MEMORY_BYTES={value!r} must be a whole number of bytes >= 0")
-    return budget
+    return env_number("TLTOOLS_DECODE_MEMORY_BYTES", DEFAULT_DECODE_MEMORY_BYTES, kind=int, minimum=0)
 
 
 def decode_images(
@@ -104,9 +96,9 @@ def decode_images(
             images = np.empty(shape, dtype=np.uint8)
             _decode_into(images, paths, size, pool, progress)
             return images
-        target = cache_dir() / "decoded" / f"{key}-{size}.npy"
-        if target.is_file():
-            cached = NpyRows(target)
+        target = cache_dir() / "decoded" / f"{key}-{size}-v{LOADER_VERSION}.npy"
+        cached = _open_rows(target)
+        if cached is not None:
             if cached.shape == shape and cached.dtype == np.uint8:
                 with contextlib.suppress(OSError):
                     os.utime(target)  # used now: housekeeping removes the least recently used first
@@ -128,6 +120,14 @@ def decode_images(
             _decode_into(images, paths, size, pool, progress)
             return images
     return NpyRows(target)
+
+
+def _open_rows(path: Path) -> NpyRows | None:
+    """Open a cached ``.npy`` file, or return None when it is missing or damaged (then it is decoded again)."""
+    try:
+        return NpyRows(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _in_memory_instead(shape: tuple, error: OSError, target: Path, on_warning) -> np.ndarray:

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from tltools.data.dataset import Dataset
 from tltools.data.pipeline import make_feature_dataset
+from tltools.data.split import SPLITS
 from tltools.errors import TLToolsError
 from tltools.fileio import disk_error_message, is_disk_error
 from tltools.model.freezing import apply_unfreeze, freeze_base
@@ -35,7 +36,6 @@ from tltools.training import feature_cache
 from tltools.training.config import TrainConfig
 from tltools.training.split_model import NotSplittable, SplitModel, split_at_pooling, split_for_fine_tuning
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclasses.dataclass(eq=False)

@@ -32,11 +32,12 @@ import pandas as pd
 from tltools import __version__, fileio
 from tltools.data.array_store import NpyRows, load_rows, npy_writer
 from tltools.data.dataset import Dataset
+from tltools.data.images import LOADER_VERSION
 from tltools.data.pipeline import decode_memory_budget
 from tltools.paths import cache_dir
 from tltools.training.split_model import SplitModel
 
-# Bump when the meaning of cached numbers changes (e.g. how images are resized).
+# Bump when the layout of cached arrays changes (a change of the image loader bumps LOADER_VERSION).
 CACHE_FORMAT = 1
 
 
@@ -125,6 +126,7 @@ def feature_key(dataset: Dataset, split: SplitModel, *, backbone: str, weights: 
     table = image_table(dataset) if table is None else table
     description = {
         "format": CACHE_FORMAT,
+        "image_loader": LOADER_VERSION,
         "dataset_fingerprint": dataset.fingerprint,
         "image_list_sha256": image_list_digest(table),
         "images": len(table),
@@ -163,7 +165,10 @@ def load_features(key: FeatureKey, *, memory_budget: int | None = None) -> np.nd
     rows.close()
     with contextlib.suppress(OSError):
         os.utime(key.json_path)  # used now: housekeeping removes the least recently used first
-    return load_rows(key.npy_path, memory_budget=decode_memory_budget() if memory_budget is None else memory_budget)
+    try:
+        return load_rows(key.npy_path, memory_budget=decode_memory_budget() if memory_budget is None else memory_budget)
+    except (OSError, ValueError):  # deleted or damaged since it was checked (a cleanup, a full disk): a miss
+        return None
 
 
 def extract_features(

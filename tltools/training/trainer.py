@@ -31,14 +31,14 @@ import tensorflow as tf
 from tltools import fileio, runs
 from tltools.data.dataset import Dataset
 from tltools.data.pipeline import decode_images, decode_memory_budget, make_tf_dataset
+from tltools.data.split import SPLITS
 from tltools.errors import TLToolsError
 from tltools.evaluation.evaluate import evaluate_arrays
 from tltools.evaluation.metrics import classification_metrics
 from tltools.model.builder import build_model
 from tltools.model.freezing import apply_unfreeze, freeze_base
 from tltools.model.io import load_model, save_model
-from tltools.training.callbacks import MetricsRecorder, StopRequest
-from tltools.training.callbacks.throttled_checkpoint import ThrottledCheckpoint
+from tltools.training.callbacks import MetricsRecorder, StopRequest, ThrottledCheckpoint
 from tltools.training.class_weights import IMBALANCE_WARNING_RATIO, balanced_class_weights, imbalance_ratio
 from tltools.training.config import TrainConfig
 from tltools.training.fast_path import CachedPhase, FastPaths
@@ -47,7 +47,6 @@ from tltools.training.lr_finder import LRFinderResult, find_learning_rate
 from tltools.training.optimizers import make_optimizer
 from tltools.training.progress import TrainingLog
 
-SPLITS = ("train", "val", "test")
 # Least seconds between two checkpoint writes: writing a model takes about a second, an epoch
 # on cached features a fraction of that (slower epochs are still written at every improvement).
 CHECKPOINT_INTERVAL = 10.0
@@ -266,7 +265,8 @@ class PreparedData:
             arrays[split] = decode_images(self._dataset.paths(split), self._size, memory_budget=budget,
                                           cache_key=image_list_digest(rows)[:32], on_progress=progress,
                                           on_warning=self._on_warning)
-            budget = max(budget - len(rows) * self._size * self._size * 3, 0)
+            if isinstance(arrays[split], np.ndarray):  # held in memory: the next splits get what is left
+                budget = max(budget - arrays[split].nbytes, 0)
             done += len(rows)
         return arrays
 
@@ -280,11 +280,6 @@ class PreparedData:
     def val(self) -> tf.data.Dataset:
         pipeline = make_tf_dataset(self.arrays["val"], self.labels["val"], batch_size=self._config.batch_size)
         return _one_hot(pipeline, len(self._dataset.classes))
-
-    @property
-    def decoded(self) -> bool:
-        """Whether the images have been decoded (and are held)."""
-        return "arrays" in self.__dict__
 
     def release(self) -> None:
         """Drop the decoded images and their pipelines (they are decoded again if asked for)."""

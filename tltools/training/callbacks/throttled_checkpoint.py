@@ -11,11 +11,11 @@ class ThrottledCheckpoint(BestModelCheckpoint):
     Writing a whole model takes about a second on a CPU, longer than an epoch
     of a head trained on cached features. This checkpoint keeps the best
     weights in memory at every improvement and writes them through ``save``
-    when ``min_interval`` seconds have passed since the last write (or since
-    the first ``fit`` began), and always when a ``fit`` ends, stopped or not.
-    Epochs slower than ``min_interval`` are written at every improvement, as
-    before. A killed process keeps a checkpoint at most ``min_interval``
-    seconds older than its best.
+    at the first improvement, then when ``min_interval`` seconds have passed
+    since the last write, and always when a ``fit`` ends, stopped or not.
+    Epochs slower than ``min_interval`` are written at every improvement. A
+    killed process keeps a checkpoint at most ``min_interval`` seconds older
+    than its best, and has one from its first finished epoch on.
 
     Args:
         save: ``callable(model)`` that writes the checkpoint; it is passed the
@@ -35,16 +35,12 @@ class ThrottledCheckpoint(BestModelCheckpoint):
         self._pending = False
         self._last_write = None
 
-    def on_train_begin(self, logs=None):
-        if self._last_write is None:
-            self._last_write = time.monotonic()
-
     def on_train_end(self, logs=None):
         self.flush()
 
     def _improved(self, model) -> None:
         self.best_model, self.best_weights = model, model.get_weights()
-        if time.monotonic() - (self._last_write or 0.0) >= self.min_interval:
+        if self._last_write is None or time.monotonic() - self._last_write >= self.min_interval:
             self._save(model)
         else:
             self._pending = True
