@@ -34,13 +34,28 @@ def test_the_browser_upload_limit_is_the_one_the_readme_states():
     assert f"{megabytes} MB" in _security_section()
 
 
-def test_every_limit_and_its_variable_is_documented():
-    section = _security_section()
-    for field in dataclasses.fields(Limits):
-        assert f"TLTOOLS_{field.name.upper()}" in section, field.name
-    for variable in ("TLTOOLS_DATASETS_MAX_BYTES", "TLTOOLS_CACHE_MAX_BYTES", "TLTOOLS_MAX_AGE_DAYS",
-                     "TLTOOLS_MAX_CONCURRENT_JOBS", "TLTOOLS_HOME", "TLTOOLS_CACHE"):
-        assert variable in section, variable
+def _written(name: str, value) -> str:
+    """A default as the README writes it: bytes in GiB or MiB, from 10 000 on spaces between thousands."""
+    if name.endswith("bytes"):
+        return f"{value / 1024**3:g} GiB" if value >= 1024**3 else f"{value / 1024**2:g} MiB"
+    return f"{value:,}".replace(",", " ") if value >= 10_000 else f"{value:g}"
+
+
+def test_every_limit_is_documented_with_its_variable_and_its_real_default():
+    from tltools.data.pipeline import DEFAULT_DECODE_MEMORY_BYTES
+    from tltools.housekeeping import Budget
+
+    rows = [line for line in _security_section().splitlines() if line.startswith("| ")]
+    settings = [(field.name, getattr(Limits(), field.name)) for field in dataclasses.fields(Limits)]
+    settings += [(field.name, getattr(Budget(), field.name)) for field in dataclasses.fields(Budget)]
+    settings += [("decode_memory_bytes", DEFAULT_DECODE_MEMORY_BYTES), ("max_concurrent_jobs", 1)]
+    for name, default in settings:
+        variable = f"TLTOOLS_{name.upper()}"
+        (row,) = [row for row in rows if f"`{variable}`" in row] or [None]
+        assert row is not None, f"{variable} has no row in the README's limits table"
+        assert _written(name, default) in row, f"{variable}: the README does not give its default {_written(name, default)}"
+    for variable in ("TLTOOLS_HOME", "TLTOOLS_CACHE"):
+        assert variable in _security_section(), variable
 
 
 def test_the_readme_says_there_are_no_user_accounts():
