@@ -28,6 +28,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from tltools import fileio
 from tltools.errors import TLToolsError
 from tltools.limits import Limits, default_limits
 
@@ -184,11 +185,8 @@ def _extract_entries(archive, entries, staging: Path, limits: Limits) -> list[Sk
             destination.unlink(missing_ok=True)
             skipped.append(Skipped(name, f"damaged inside the archive ({error})"))
         except OSError as error:
-            if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-                raise TLToolsError(
-                    f"cannot write the extracted dataset to {staging.parent} ({error.strerror}); "
-                    "free disk space or set TLTOOLS_HOME to a writable folder"
-                ) from None
+            if fileio.is_disk_error(error):
+                raise TLToolsError(fileio.disk_error_message(error, staging.parent)) from None
             skipped.append(Skipped(name, _write_failure_reason(error)))
     return skipped
 

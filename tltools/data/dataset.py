@@ -10,14 +10,13 @@ layout (:mod:`tltools.data.layout`), decodes every image once
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tltools import housekeeping, paths
+from tltools import fileio, housekeeping, paths
 from tltools.data.archive import Skipped, extract_zip
 from tltools.data.ingest import check_images
 from tltools.data.layout import NoImagesError, no_images_message, scan_layout
@@ -276,17 +275,15 @@ def _extract(name: str, archive, limits: Limits, progress) -> tuple[str, Path, l
     fresh = not target.is_dir()
     progress("extracting", 0, 1)
     skipped = extract_zip(archive, target, limits=limits)
-    manifest_tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.{id(skipped)}.tmp")
     try:
-        manifest_tmp.write_text(json.dumps({"source": name, "sha256": digest,
-                                            "skipped": [dataclasses.asdict(s) for s in skipped]}))
-        manifest_tmp.replace(manifest)
+        fileio.write_json(manifest, {"source": name, "sha256": digest,
+                                     "skipped": [dataclasses.asdict(s) for s in skipped]})
     except OSError as error:
-        manifest_tmp.unlink(missing_ok=True)
         if fresh:
             shutil.rmtree(target, ignore_errors=True)
-        raise TLToolsError(f"cannot write {manifest} ({error.strerror or error}); "
-                           "free disk space or set TLTOOLS_HOME to a writable folder") from None
+        if not fileio.is_disk_error(error):
+            raise
+        raise TLToolsError(fileio.disk_error_message(error, manifest)) from None
     progress("extracting", 1, 1)
     return name, target, skipped, fresh
 
