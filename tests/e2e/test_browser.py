@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.ui import PAGE_MS, open_page, screenshot, set_number, wait_for_run
+from tests.e2e.ui import PAGE_MS, choose, open_page, screenshot, set_number, wait_for_run
 from tests.factories import COLOURS, colour_images
 
 FLOWERS12 = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "flowers12"
@@ -118,6 +118,9 @@ def test_upload_train_watch_download_and_load(browser, app_url, artifacts, tmp_p
         images = len(classes) * sum(PER_SPLIT.values())
         expect(page.get_by_test_id("stMetricValue").filter(has_text=re.compile(rf"^{images}$"))).to_be_visible()
         wait_for_run(page)
+        # Flipping makes every epoch see new pixels, so both phases train on images and last long enough
+        # for the live charts to be seen updating (without it the cached-feature epochs take milliseconds).
+        choose(page, "dataset_aug_flip", "horizontal")
         screenshot(page, artifacts, "dataset")
 
         # Model: a small input size keeps training short.
@@ -141,6 +144,9 @@ def test_upload_train_watch_download_and_load(browser, app_url, artifacts, tmp_p
         # The loss chart, once drawn, must have been redrawn with more epochs at least twice.
         drawn = [tuple(state["loss"]) for state in seen if state["loss"]]
         assert len(set(drawn)) >= 3, f"the loss chart did not update twice while training ran: {drawn}"
+        shown = [state["progress"] for state in seen if state["loss"]]
+        assert all(text.startswith(("Training the head", "Fine-tuning", "Evaluating")) for text in shown), \
+            f"the progress bar does not name the phase while epochs are drawn: {shown}"
         expect(page.get_by_text(re.compile(r"Training completed"))).to_be_visible()
         expect(start).to_be_enabled(timeout=PAGE_MS)  # the page reran as a whole once the job ended
         wait_for_run(page)

@@ -1,9 +1,10 @@
-"""Driving the app's pages in the browser: wait for a script run, open a page, set a number, take a screenshot.
+"""Driving the app's pages in the browser: wait for a script run, open a page, set a number or a choice, screenshot.
 
 Shared by the browser tests (``test_browser.py``, ``test_faults.py``); ``page``
 is a Playwright page showing the app.
 """
 
+import re
 from pathlib import Path
 
 PAGE_MS = 60_000  # a page's first run (imports TensorFlow, builds the preview model)
@@ -37,6 +38,19 @@ def set_number(page, label: str, value: int) -> None:
     field.fill(str(value))
     field.press("Enter")
     expect(field).to_have_value(str(value))
+    wait_for_run(page)
+
+
+def choose(page, key: str, option: str) -> None:
+    """Pick ``option`` in the select box whose widget key is ``key``, then wait for the rerun."""
+    from playwright.sync_api import expect
+
+    box = page.locator(f".st-key-{key}")
+    field = box.get_by_role("combobox")
+    box.scroll_into_view_if_needed()
+    box.get_by_role("button", name="Open").click()
+    page.get_by_role("option").filter(has_text=re.compile(rf"^{re.escape(option)}$")).click()
+    expect(field).to_have_value(option)
     wait_for_run(page)
 
 

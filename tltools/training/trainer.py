@@ -192,13 +192,13 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
         _compile(trained, config, learning_rate)
         writer.log(f"phase {phase}: {name}, lr {learning_rate:g}, {epochs} epochs"
                    + (f", on cached features ({cached.split.cut})" if cached else ""))
-        log.update(phase=phase, phase_name=name)
-        log.add_message(f"Phase {phase}: {name}, learning rate {learning_rate:g}")
         if cached:
             train_data = _one_hot(cached.pipeline("train", shuffle=True), len(classes))
             val_data = _one_hot(cached.pipeline("val"), len(classes))
         else:
-            train_data, val_data = data.train, data.val
+            train_data, val_data = data.train, data.val  # decodes the images now if no phase has yet
+        log.update(phase=phase, phase_name=name)  # after decoding, which reports its own progress as the phase
+        log.add_message(f"Phase {phase}: {name}, learning rate {learning_rate:g}")
         history = trained.fit(
             train_data,
             validation_data=val_data,
