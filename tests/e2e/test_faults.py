@@ -27,7 +27,7 @@ IMAGE_SIZE = 64
 # killed, refreshed and found again while it trains (the UI's epoch limit is 500).
 KILL_EPOCHS = 500
 REATTACH_EPOCHS = 300
-CHECKPOINT_SECONDS = 90  # the first checkpoint is written 10 s into fitting; model build and features come first
+CHECKPOINT_SECONDS = 90  # the first checkpoint follows the first epoch; model build and features come first
 TRAIN_MS = 180_000
 
 
