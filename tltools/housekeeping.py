@@ -42,6 +42,7 @@ import weakref
 from pathlib import Path
 
 from tltools import fileio, paths, runs
+from tltools.fileio import format_bytes
 from tltools.limits import env_number
 
 GIB = 1024**3
@@ -483,15 +484,6 @@ def _newest_mtime(path: Path) -> float:
                 with contextlib.suppress(OSError):
                     newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
     return newest
-
-
-def format_bytes(count: float) -> str:
-    """Return ``count`` bytes as a short human string, e.g. ``"1.5 GiB"``."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"  # pragma: no cover - the loop always returns
 
 
 # --- automatic runs ----------------------------------------------------------------------------------------------

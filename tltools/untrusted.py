@@ -15,6 +15,7 @@ Two things are checked here, before Keras or h5py read any data:
 import h5py
 
 from tltools.errors import TLToolsError
+from tltools.fileio import format_bytes
 from tltools.limits import Limits, default_limits
 
 SIZE_VARIABLE = "TLTOOLS_MAX_MODEL_BYTES"
@@ -94,7 +95,4 @@ def first_line(error: BaseException, limit: int = 240) -> str:
 
 def _describe(size: int) -> str:
     """``1536`` -> ``"1.5 KiB (1,536 bytes)"``; below 1 KiB just ``"1,000 bytes"``."""
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit} ({size:,} bytes)"
-    return f"{size:,} bytes"
+    return f"{format_bytes(size)} ({size:,} bytes)" if size >= 1024 else f"{size:,} bytes"

@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 from tltools import housekeeping
+from tltools.fileio import format_bytes
 from tltools.errors import TLToolsError
 
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
-    size = housekeeping.format_bytes
+    size = format_bytes
     verb = "would delete" if report.dry_run else "deleted"
     for item in report.removed:
         print(f"{verb}  {item.path}  ({size(item.bytes)}; {item.reason})")

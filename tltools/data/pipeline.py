@@ -26,7 +26,7 @@ from tltools.data.augment import AugmentOptions, build_augmenter
 from tltools.data.dataset import Dataset
 from tltools.data.images import LOADER_VERSION, load_image
 from tltools.errors import TLToolsError
-from tltools.fileio import disk_error_message, is_disk_error
+from tltools.fileio import disk_error_message, format_bytes, is_disk_error
 from tltools.limits import env_number
 from tltools.paths import cache_dir
 
@@ -141,11 +141,11 @@ def _in_memory_instead(shape: tuple, error: OSError, target: Path, on_warning) -
     problem = disk_error_message(error, target.parent, variable="TLTOOLS_CACHE")
     if available is not None and need > available // 2:
         raise TLToolsError(
-            f"{problem}; the {shape[0]} decoded images ({need / 1024**3:.1f} GiB) do not fit in memory either "
-            f"({available / 1024**3:.1f} GiB available)"
+            f"{problem}; the {shape[0]} decoded images ({format_bytes(need)}) do not fit in memory either "
+            f"({format_bytes(available)} available)"
         )
     message = (f"the decoded-image cache could not be written ({problem}); "
-               f"decoding the {shape[0]} images into memory instead ({need / 1024**2:.0f} MiB)")
+               f"decoding the {shape[0]} images into memory instead ({format_bytes(need)})")
     if on_warning is None:
         _logger.warning("%s", message)
     else:
