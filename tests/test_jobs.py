@@ -1,134 +1,74 @@
-"""Background training jobs: queueing, stopping, failures, and a run folder per job."""
+"""Background training jobs: queueing, stopping, failures, and a run folder per job.
+
+The queue is tested with :class:`FakeTrain` standing in for training (injected with
+``JobManager(trainer=...)``); one slow test trains for real through the manager.
+"""
 
 import threading
-import time
 import types
 
 import pytest
 
 from tests.factories import fast_config
+from tests.waiting import holds_for, wait_until
 from tltools import jobs, runs
 from tltools.errors import TLToolsError
 
 
-@pytest.fixture(scope="module")
-def manager(tmp_path_factory):
-    return jobs.JobManager(max_concurrent=1, runs_root=tmp_path_factory.mktemp("job-runs"))
-
-
-def test_a_job_trains_in_the_background_into_its_own_run_folder(manager, colours):
-    job = manager.submit(fast_config(epochs=1), colours, owner="alice")
-    assert job.status in (jobs.QUEUED, jobs.RUNNING)
-    manager.wait(job.job_id, timeout=300)
-    assert job.status == jobs.COMPLETED and job.metrics["epochs_run"] == 1
-    assert job.run_dir.name.endswith(job.job_id)
-    assert runs.read_run(job.run_dir).status == runs.COMPLETED
-    assert job.log.snapshot()["epochs"], "the live log was filled while training"
-
-
-def test_jobs_queue_one_at_a_time_and_know_their_place(manager, colours):
-    first = manager.submit(fast_config(epochs=2), colours, owner="alice")
-    second = manager.submit(fast_config(epochs=1), colours, owner="bob")
-    third = manager.submit(fast_config(epochs=1), colours, owner="bob")
-    while first.status == jobs.QUEUED:
-        time.sleep(0.05)
-    assert manager.queue_position(second.job_id) == 1
-    assert manager.queue_position(third.job_id) == 2
-    assert second.status == jobs.QUEUED
-    for job in (first, second, third):
-        manager.wait(job.job_id, timeout=300)
-    assert [job.status for job in (first, second, third)] == [jobs.COMPLETED] * 3
-    assert len({first.run_dir, second.run_dir, third.run_dir}) == 3
-    assert [job.job_id for job in manager.jobs(owner="bob")] == [third.job_id, second.job_id]
-
-
-def test_stopping_a_queued_job_cancels_it_without_a_run(manager, colours):
-    running = manager.submit(fast_config(epochs=2), colours)
-    waiting = manager.submit(fast_config(epochs=1), colours)
-    manager.stop(waiting.job_id)
-    manager.wait(running.job_id, timeout=300)
-    manager.wait(waiting.job_id, timeout=60)
-    assert waiting.status == jobs.STOPPED and "cancelled" in waiting.error
-    assert not waiting.run_dir.exists()
-
-
-def test_stopping_a_running_job_keeps_its_best_model(manager, colours):
-    job = manager.submit(fast_config(epochs=100), colours)
-    while not job.log.snapshot()["epochs"]:
-        time.sleep(0.05)
-    manager.stop(job.job_id)
-    manager.wait(job.job_id, timeout=120)
-    assert job.status == jobs.STOPPED
-    assert (job.run_dir / runs.MODEL_FILE).is_file()
-
-
-def test_a_failing_job_reports_the_reason(manager, colours):
-    job = manager.submit(fast_config(epochs=1, fine_tune_epochs=1, unfreeze="block:99"), colours)
-    manager.wait(job.job_id, timeout=300)
-    assert job.status == jobs.FAILED and "block" in job.error
-    assert runs.read_run(job.run_dir).status == runs.FAILED
-
-
-def test_unknown_jobs_and_bad_settings_are_clear_errors(manager, colours):
-    assert manager.get("nope") is None
-    with pytest.raises(TLToolsError, match="no training job"):
-        manager.stop("nope")
-    with pytest.raises(TLToolsError, match="max_concurrent=0"):
-        jobs.JobManager(max_concurrent=0)
-
-
 class FakeTrain:
-    """Stands in for :func:`tltools.training.train`: records the order and overlap of the jobs it runs.
+    """Stands in for :func:`tltools.training.train`: records the order, overlap and arguments of the jobs it runs.
 
-    Every job holds its worker until :attr:`release` is set.
+    Every job holds its worker until :attr:`release` is set or the job is asked to stop;
+    it then writes one epoch to the job's live log and returns, or raises :attr:`error` when set.
     """
 
     def __init__(self):
         self.release = threading.Event()
+        self.error: Exception | None = None
         self.started: list[str] = []
+        self.calls: list[dict] = []
         self.most_at_once = 0
         self._running = 0
         self._lock = threading.Lock()
 
-    def __call__(self, config, dataset, *, run_dir, **_):
+    def __call__(self, config, dataset, *, log, stop, from_run, run_dir):
         with self._lock:
             self.started.append(run_dir.name)
+            self.calls.append(dict(config=config, dataset=dataset, log=log, stop=stop, from_run=from_run,
+                                   run_dir=run_dir))
             self._running += 1
             self.most_at_once = max(self.most_at_once, self._running)
         try:
-            assert self.release.wait(60), "the test never released the jobs"
+            wait_until(lambda: self.release.is_set() or stop.requested, 60, "the test never released the jobs")
         finally:
             with self._lock:
                 self._running -= 1
+        if self.error is not None:
+            raise self.error
+        log.add_epoch({"epoch": 1, "loss": 0.5})
         return types.SimpleNamespace(metrics={"trained_on": dataset, "epochs": config.epochs})
 
     def wait_started(self, count: int) -> None:
         """Block until ``count`` jobs have started."""
-        deadline = time.monotonic() + 30
-        while len(self.started) < count:
-            assert time.monotonic() < deadline, f"{len(self.started)} of {count} jobs started"
-            time.sleep(0.01)
+        wait_until(lambda: len(self.started) >= count, 30, lambda: f"{len(self.started)} of {count} jobs started")
 
 
 @pytest.fixture
-def fake_train(monkeypatch):
-    """A :class:`FakeTrain` in place of ``train`` in :mod:`tltools.jobs`."""
-    fake = FakeTrain()
-    monkeypatch.setattr(jobs, "train", fake)
-    return fake
+def fake_train():
+    """A fresh :class:`FakeTrain`."""
+    return FakeTrain()
 
 
 @pytest.fixture
 def make_manager(fake_train, tmp_path):
     """Return ``make(max_concurrent)``: a job manager whose jobs run :class:`FakeTrain`, run folders in ``tmp_path``.
 
-    Afterwards the jobs still queued are cancelled and the running ones let go, so no worker
-    calls the real ``train`` once the patch is undone.
+    Afterwards the jobs still queued are cancelled and the running ones let go.
     """
     managers = []
 
     def make(max_concurrent: int) -> jobs.JobManager:
-        managers.append(jobs.JobManager(max_concurrent=max_concurrent, runs_root=tmp_path))
+        managers.append(jobs.JobManager(max_concurrent=max_concurrent, runs_root=tmp_path, trainer=fake_train))
         return managers[-1]
 
     yield make
@@ -139,6 +79,98 @@ def make_manager(fake_train, tmp_path):
     for manager in managers:
         for job in manager.jobs():
             manager.wait(job.job_id, timeout=30)
+
+
+def test_a_job_runs_in_the_background_with_its_own_run_folder_log_and_stop(make_manager, fake_train, tmp_path):
+    manager = make_manager(1)
+    job = manager.submit(fast_config(epochs=4), "data", owner="alice", from_run=str(tmp_path / "earlier"))
+    fake_train.wait_started(1)
+    assert job.status == jobs.RUNNING and not job.finished
+
+    fake_train.release.set()
+    assert manager.wait(job.job_id, timeout=30) is job
+    assert job.status == jobs.COMPLETED and job.metrics == {"trained_on": "data", "epochs": 4}
+    (call,) = fake_train.calls
+    assert call["run_dir"] == job.run_dir and job.run_dir.parent == tmp_path and job.run_dir.name.endswith(job.job_id)
+    assert call["log"] is job.log and job.log.snapshot()["epochs"], "the page reads the log the trainer writes"
+    assert call["stop"] is job.stop_request and call["from_run"] == tmp_path / "earlier"
+    assert job.dataset is None, "a finished job lets go of its dataset (so housekeeping may remove the upload)"
+
+
+def test_jobs_queue_one_at_a_time_and_know_their_place(make_manager, fake_train):
+    manager = make_manager(1)
+    first = manager.submit(fast_config(epochs=2), "data", owner="alice")
+    second = manager.submit(fast_config(epochs=1), "data", owner="bob")
+    third = manager.submit(fast_config(epochs=1), "data", owner="bob")
+    fake_train.wait_started(1)
+
+    assert [manager.queue_position(job.job_id) for job in (first, second, third)] == [None, 1, 2]
+    assert [job.status for job in (first, second, third)] == [jobs.RUNNING, jobs.QUEUED, jobs.QUEUED]
+    assert [job.job_id for job in manager.jobs(owner="bob")] == [third.job_id, second.job_id]
+    fake_train.release.set()
+    for job in (first, second, third):
+        manager.wait(job.job_id, timeout=30)
+    assert [job.status for job in (first, second, third)] == [jobs.COMPLETED] * 3
+    assert fake_train.started == [job.run_dir.name for job in (first, second, third)]
+    assert len({first.run_dir, second.run_dir, third.run_dir}) == 3
+
+
+def test_stopping_a_queued_job_cancels_it_without_a_run(make_manager, fake_train):
+    manager = make_manager(1)
+    running = manager.submit(fast_config(), "data")
+    waiting = manager.submit(fast_config(), "data")
+    fake_train.wait_started(1)
+    manager.stop(waiting.job_id)
+    assert waiting.status == jobs.STOPPED and "cancelled" in waiting.error
+    assert manager.queue_position(waiting.job_id) is None
+
+    fake_train.release.set()
+    manager.wait(running.job_id, timeout=30)
+    assert fake_train.started == [running.run_dir.name], "the cancelled job never started"
+    assert not waiting.run_dir.exists()
+
+
+def test_stopping_a_running_job_asks_its_trainer_to_stop_and_ends_stopped(make_manager, fake_train):
+    manager = make_manager(1)
+    job = manager.submit(fast_config(epochs=100), "data")
+    fake_train.wait_started(1)
+    manager.stop(job.job_id)  # FakeTrain returns once its stop request is set, as train does after a batch
+    manager.wait(job.job_id, timeout=30)
+    assert job.stop_request.requested and not fake_train.release.is_set()
+    assert job.status == jobs.STOPPED and job.metrics == {"trained_on": "data", "epochs": 100}
+
+
+@pytest.mark.parametrize(("error", "reported"), [(TLToolsError("block 99 is not a block of the base"), "block 99"),
+                                                  (MemoryError(), "MemoryError")])
+def test_a_failing_job_reports_the_reason_and_the_queue_goes_on(make_manager, fake_train, error, reported):
+    manager = make_manager(1)
+    fake_train.error = error
+    failing = manager.submit(fast_config(), "data")
+    fake_train.release.set()
+    manager.wait(failing.job_id, timeout=30)
+    assert failing.status == jobs.FAILED and reported in failing.error and failing.dataset is None
+
+    fake_train.error = None
+    after = manager.submit(fast_config(), "data")
+    assert manager.wait(after.job_id, timeout=30).status == jobs.COMPLETED
+
+
+def test_unknown_jobs_and_bad_settings_are_clear_errors(make_manager):
+    manager = make_manager(1)
+    assert manager.get("nope") is None
+    with pytest.raises(TLToolsError, match="no training job"):
+        manager.stop("nope")
+    with pytest.raises(TLToolsError, match="no training job"):
+        manager.wait("nope")
+    with pytest.raises(TLToolsError, match="max_concurrent=0"):
+        jobs.JobManager(max_concurrent=0)
+
+
+def test_waiting_for_a_job_gives_up_after_its_timeout(make_manager, fake_train):
+    manager = make_manager(1)
+    job = manager.submit(fast_config(), "data")
+    with pytest.raises(TLToolsError, match=f"{job.job_id} did not finish within 0.2 s"):
+        manager.wait(job.job_id, timeout=0.2)
 
 
 def submit_from_threads(manager, threads: int, per_thread: int) -> dict[int, list]:
@@ -211,8 +243,8 @@ def test_no_more_jobs_train_at_once_than_allowed_and_every_slot_is_used(make_man
     every = [job for thread_jobs in submit_from_threads(manager, threads=4, per_thread=3).values()
              for job in thread_jobs]
     fake_train.wait_started(3)
-    time.sleep(0.2)  # a fourth would start now if it could
-    assert [job.status for job in every].count(jobs.RUNNING) == 3 and len(fake_train.started) == 3
+    holds_for(lambda: len(fake_train.started) == 3, 0.3, "a fourth job started while three were training")
+    assert [job.status for job in every].count(jobs.RUNNING) == 3
     assert sorted(filter(None, map(manager.queue_position, [job.job_id for job in every]))) == list(range(1, 10))
     fake_train.release.set()
     for job in every:
@@ -220,14 +252,27 @@ def test_no_more_jobs_train_at_once_than_allowed_and_every_slot_is_used(make_man
     assert fake_train.most_at_once == 3 and all(job.status == jobs.COMPLETED for job in every)
 
 
-def test_a_queued_job_keeps_the_settings_it_was_submitted_with(make_manager, fake_train, colours, tmp_path):
+def test_a_queued_job_keeps_the_settings_it_was_submitted_with(make_manager, fake_train, tmp_path):
     manager = make_manager(1)
-    blocker = manager.submit(fast_config(), colours)
+    blocker = manager.submit(fast_config(), "data")
     settings = fast_config(epochs=3)
-    waiting = manager.submit(settings, colours)
+    waiting = manager.submit(settings, "data")
     settings.epochs = 7  # the session goes on editing its settings for the next run
     assert waiting.config.epochs == 3 and waiting.config is not settings
     assert manager.job_for_run(waiting.run_dir) is waiting and manager.job_for_run(tmp_path / "other") is None
     fake_train.release.set()
     assert manager.wait(waiting.job_id, timeout=30).metrics["epochs"] == 3
     manager.wait(blocker.job_id, timeout=30)
+
+
+@pytest.mark.slow
+def test_a_real_job_trains_into_its_run_folder_and_stopping_it_keeps_its_best_model(colours, tmp_path):
+    manager = jobs.JobManager(max_concurrent=1, runs_root=tmp_path)
+    job = manager.submit(fast_config(epochs=100), colours, owner="alice")
+    wait_until(lambda: job.log.snapshot()["epochs"], 300, "no epoch was logged within 5 minutes")
+    assert runs.read_run(job.run_dir).status == runs.RUNNING
+    manager.stop(job.job_id)
+    manager.wait(job.job_id, timeout=120)
+    assert job.status == jobs.STOPPED and 1 <= job.metrics["epochs_run"] < 100
+    assert runs.read_run(job.run_dir).status == runs.STOPPED
+    assert (job.run_dir / runs.MODEL_FILE).is_file()

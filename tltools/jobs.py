@@ -19,7 +19,9 @@ import datetime
 import queue
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tltools import paths
 from tltools.data.dataset import Dataset
@@ -77,13 +79,22 @@ class JobManager:
         max_concurrent: Jobs that may train at once.
         runs_root: Folder for run folders; defaults to :func:`tltools.paths.runs_dir`
             at submission time.
+        trainer: What runs a job: called as ``trainer(config, dataset, log=, stop=,
+            from_run=, run_dir=)`` and returning an object with ``metrics``;
+            defaults to :func:`tltools.training.train` (tests pass a stand-in to
+            exercise the queue without training).
+
+    Raises:
+        TLToolsError: ``max_concurrent`` is below 1.
     """
 
-    def __init__(self, max_concurrent: int = 1, runs_root: Path | None = None):
+    def __init__(self, max_concurrent: int = 1, runs_root: Path | None = None,
+                 trainer: Callable[..., Any] = train):
         if max_concurrent < 1:
             raise TLToolsError(f"max_concurrent={max_concurrent} must be at least 1")
         self.max_concurrent = max_concurrent
         self.runs_root = runs_root
+        self._trainer = trainer
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []
         self._lock = threading.Lock()
@@ -199,7 +210,7 @@ class JobManager:
                 self._waiting.remove(job.job_id)
                 job.status = RUNNING
             try:
-                result = train(job.config, job.dataset, log=job.log, stop=job.stop_request,
+                result = self._trainer(job.config, job.dataset, log=job.log, stop=job.stop_request,
                                from_run=job.from_run, run_dir=job.run_dir)
             except Exception as error:  # the run folder records it too; the page shows it
                 job.error = str(error) or type(error).__name__
