@@ -87,3 +87,35 @@ def test_light_preset_flips_horizontally_and_is_enabled():
 def test_invalid_options_are_a_tltools_error_naming_the_value(options):
     with pytest.raises(TLToolsError, match=r"flip='diagonal'|=-0.1|=1.5|=2.0|=-1.0"):
         build_augmenter(options)
+
+
+def _flip_and_rotation_draws(seed, count=400):
+    """What the flip and the rotation layer of one augmenter draw for a batch of ``count`` images."""
+    flip, rotate = build_augmenter(AugmentOptions(flip="horizontal", rotation=0.2), seed=seed).layers
+    images = np.zeros((count, 8, 8, 3), "float32")
+    flipped = np.asarray(flip.get_random_transformation(images, training=True)["flips"]).reshape(-1)
+    angles = np.asarray(rotate.get_random_transformation(images, training=True)["angle"]).reshape(-1)
+    return flipped.astype("float64"), angles
+
+
+def test_the_random_layers_draw_independently_of_each_other():
+    flipped, angles = _flip_and_rotation_draws(seed=7)
+
+    assert 0.3 < flipped.mean() < 0.7 and 0.3 < (angles > 0).mean() < 0.7
+    # With one seed shared by all layers this is -1.0: every flipped image rotated the same way.
+    assert abs(np.corrcoef(flipped, angles > 0)[0, 1]) < 0.2
+
+
+def test_the_same_seed_gives_the_same_augmentations_and_another_seed_others():
+    images = _batch()
+    options = AugmentOptions(flip="horizontal_and_vertical", rotation=0.3, zoom=0.3, contrast=0.5, translation=0.2)
+
+    def augmented(seed):
+        augmenter = build_augmenter(options, seed=seed)
+        return [np.asarray(augmenter(images, training=True)) for _ in range(2)]
+
+    first = augmented(5)
+    np.testing.assert_array_equal(np.stack(first), np.stack(augmented(5)))
+    assert not np.allclose(first[0], first[1]), "each batch gets new draws"
+    assert not np.allclose(np.stack(first), np.stack(augmented(6)))
+    np.testing.assert_array_equal(_flip_and_rotation_draws(seed=7)[1], _flip_and_rotation_draws(seed=7)[1])

@@ -6,11 +6,14 @@ pipeline, during training only, so saved models contain no augmentation.
 """
 
 import dataclasses
+from typing import Annotated, Literal
 
 import keras
 import numpy as np
+from pydantic import Field
 
 from tltools.errors import TLToolsError
+from tltools.seeds import derive_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,11 +28,18 @@ class AugmentOptions:
         translation: Largest shift as a fraction of width and height; 0 turns it off.
     """
 
-    flip: str | None = None
-    rotation: float = 0.0
-    zoom: float = 0.0
-    contrast: float = 0.0
-    translation: float = 0.0
+    # Types, ranges and help are declared here once: TrainConfig validates them, the CLI's
+    # --augment-* options and the Dataset page's widgets are made from them.
+    flip: Annotated[Literal["horizontal", "vertical", "horizontal_and_vertical"] | None,
+                    Field(description="random flips: horizontal, vertical or horizontal_and_vertical")] = None
+    rotation: Annotated[float, Field(ge=0.0, le=1.0, description="largest rotation, a fraction of a full turn "
+                                                                 "either way (0.1 = 36 degrees); 0 turns it off")] = 0.0
+    zoom: Annotated[float, Field(ge=0.0, le=1.0, description="largest zoom in or out, a fraction of the size; "
+                                                             "0 turns it off")] = 0.0
+    contrast: Annotated[float, Field(ge=0.0, le=1.0, description="largest contrast change, a fraction; "
+                                                                 "0 turns it off")] = 0.0
+    translation: Annotated[float, Field(ge=0.0, le=1.0, description="largest shift, a fraction of width and "
+                                                                    "height; 0 turns it off")] = 0.0
 
     @classmethod
     def light(cls) -> "AugmentOptions":
@@ -50,7 +60,9 @@ def build_augmenter(options: AugmentOptions, *, seed: int | None = None) -> kera
 
     Args:
         options: Which augmentations to use.
-        seed: Seed of the random layers, for reproducible runs.
+        seed: The run's seed: each random layer draws from its own stream derived from it and the
+            layer's position, so the same seed gives the same augmentations and the layers draw
+            independently of each other. None draws unseeded.
 
     Raises:
         TLToolsError: A flip mode is unknown or a strength is outside [0, 1].
@@ -61,19 +73,25 @@ def build_augmenter(options: AugmentOptions, *, seed: int | None = None) -> kera
         value = getattr(options, name)
         if not 0.0 <= value <= 1.0:
             raise TLToolsError(f"augmentation {name}={value} must be between 0 and 1")
+    # Each layer draws from its own seed stream (the run seed and the layer's position): with one shared
+    # seed, every layer would draw the same numbers, so that every flipped image would also rotate one way.
+    positions = iter(range(5))
+
+    def own_seed():
+        return derive_seed(seed, "augment", next(positions))
+
     layers = []
     if options.flip:
-        layers.append(keras.layers.RandomFlip(options.flip, seed=seed))
+        layers.append(keras.layers.RandomFlip(options.flip, seed=own_seed()))
     if options.rotation:
-        layers.append(keras.layers.RandomRotation(options.rotation, fill_mode="reflect", seed=seed))
+        layers.append(keras.layers.RandomRotation(options.rotation, fill_mode="reflect", seed=own_seed()))
     if options.zoom:
-        layers.append(keras.layers.RandomZoom(options.zoom, fill_mode="reflect", seed=seed))
+        layers.append(keras.layers.RandomZoom(options.zoom, fill_mode="reflect", seed=own_seed()))
     if options.translation:
-        layers.append(
-            keras.layers.RandomTranslation(options.translation, options.translation, fill_mode="reflect", seed=seed)
-        )
+        layers.append(keras.layers.RandomTranslation(options.translation, options.translation, fill_mode="reflect",
+                                                     seed=own_seed()))
     if options.contrast:
-        layers.append(keras.layers.RandomContrast(options.contrast, value_range=(0, 255), seed=seed))
+        layers.append(keras.layers.RandomContrast(options.contrast, value_range=(0, 255), seed=own_seed()))
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
