@@ -8,7 +8,6 @@ only ever called from the script thread: training threads write into a
 """
 
 import copy
-import dataclasses
 import hashlib
 import sys
 from pathlib import Path
@@ -140,7 +139,7 @@ def update_config(**changes) -> TrainConfig:
     Raises:
         TLToolsError: A changed setting is out of range.
     """
-    updated = dataclasses.replace(config(), **changes)
+    updated = config().replace(**changes)
     st.session_state[app_state.CONFIG] = updated
     return updated
 

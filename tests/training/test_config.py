@@ -35,7 +35,7 @@ def test_defaults_follow_the_recipe():
         ({"batch_size": 0}, "batch_size=0"),
         ({"class_weights": "auto"}, "class_weights='auto'"),
         ({"dropout": 1.5}, "dropout=1.5"),
-        ({"learnig_rate": 0.1}, "unknown config setting(s): learnig_rate"),
+        ({"learnig_rate": 0.1}, "unknown setting(s): learnig_rate"),
     ],
 )
 def test_bad_settings_name_the_setting_and_value(values, message):

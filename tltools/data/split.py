@@ -7,34 +7,63 @@ refuse or drop classes in that case, which is the common case for the small
 datasets people upload here.
 """
 
-import numbers
-
 import numpy as np
+import pydantic
+from pydantic import Field
 
+from tltools.checked import Checked, allowed
 from tltools.errors import TLToolsError
 
 SPLITS = ("train", "val", "test")
+# The largest share of a class that val and test together may take (the rest trains).
+MAX_HELD_OUT = 0.85
 
 
-def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    """Raise TLToolsError unless both fractions are numbers in [0, 1) that leave images to train on."""
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not isinstance(value, numbers.Real) or isinstance(value, bool):
-            raise TLToolsError(f"{name}={value!r} must be a number between 0 and 1 (e.g. 0.2)")
-        if not 0.0 <= value < 1.0:
-            raise TLToolsError(f"{name}={value} must be between 0 and 1 (e.g. 0.2)")
-    if val_fraction + test_fraction >= 0.9:
-        raise TLToolsError(
-            f"val_fraction + test_fraction = {val_fraction + test_fraction:.2f} leaves too few images "
-            "to train on; keep the sum below 0.9"
-        )
+class SplitSettings(Checked):
+    """How the splits the data does not give are drawn: the one declaration of these settings.
+
+    :class:`tltools.training.TrainConfig` derives from it, so a run's config is where
+    the split settings live; a :class:`tltools.data.Dataset` records the settings its
+    split was drawn with.
+
+    Attributes:
+        val_fraction: Share of each class moved to val when the data has no val split.
+        test_fraction: Share of each class held out for testing when the data has no test split.
+        seed: Seed of the split's shuffle (and of a run's other random draws).
+    """
+
+    val_fraction: float = Field(0.2, ge=0.0, le=MAX_HELD_OUT,
+                                description="share of each class for validation when the data has no val split")
+    test_fraction: float = Field(0.0, ge=0.0, le=MAX_HELD_OUT,
+                                 description="share of each class held out for testing when the data has no test split")
+    seed: int = Field(42, ge=0, le=2**31 - 1,
+                      description="seed of the split, the shuffle, augmentation and weight init")
+
+    @pydantic.model_validator(mode="after")
+    def _leave_images_to_train_on(self):
+        total = self.val_fraction + self.test_fraction
+        if total > MAX_HELD_OUT + 1e-9:
+            raise ValueError(f"val_fraction + test_fraction = {total:.2f} leaves too few images to train on; "
+                             f"keep the sum at most {MAX_HELD_OUT}")
+        return self
+
+    @property
+    def split_settings(self) -> "SplitSettings":
+        """Just the split settings (of a config, say), e.g. to compare with a dataset's."""
+        return SplitSettings(val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.seed)
 
 
-def check_split_settings(val_fraction: float, test_fraction: float, seed: int) -> None:
-    """Raise TLToolsError unless the fractions pass :func:`check_fractions` and ``seed`` is an integer >= 0."""
-    check_fractions(val_fraction, test_fraction)
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise TLToolsError(f"seed={seed!r} must be a whole number of at least 0 (e.g. 42)")
+def check_split_settings(val_fraction: float, test_fraction: float, seed: int) -> SplitSettings:
+    """Return the settings as a :class:`SplitSettings`.
+
+    Raises:
+        TLToolsError: A fraction is out of range, the two leave too little to train on, or the
+            seed is not a whole number >= 0 (one line naming the setting and what is allowed).
+    """
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction), ("seed", seed)):
+        if isinstance(value, bool):  # pydantic would read True as 1
+            raise TLToolsError(f"{name}={value!r} is not allowed; use {allowed(SplitSettings, name)}")
+    return SplitSettings(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 
 
 def assign_splits(

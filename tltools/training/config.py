@@ -1,92 +1,122 @@
-"""``TrainConfig``: every choice of a training run, serialisable to JSON.
+"""``TrainConfig``: every choice of a training run, declared and validated in one place.
 
+Each field states its type, default, allowed range or choices and a one-line help.
 The app and the CLI both build one and hand it to :func:`tltools.training.train`;
-the same config, data and seed give the same split and, on CPU, the same metrics.
+``python -m tltools train``'s options are generated from the fields
+(:mod:`tltools.cli.train_cmd`) and the app's widgets take their bounds from them.
+Everything is checked when the config is built, before any image is decoded,
+including ``unfreeze`` against the chosen backbone's layers and blocks. The same
+config, data and seed give the same split and, on CPU, the same metrics.
 """
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
+from typing import Literal
+
+import pydantic
+from pydantic import Field
 
 from tltools.data.augment import AugmentOptions
+from tltools.data.split import SplitSettings
 from tltools.errors import TLToolsError
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-POOLINGS = ("avg", "max", "flatten")
-CLASS_WEIGHTS = ("off", "balanced")
+Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
+Pooling = Literal["avg", "max", "flatten"]
+ClassWeights = Literal["off", "balanced"]
+OPTIMIZERS = Optimizer.__args__
+POOLINGS = Pooling.__args__
+CLASS_WEIGHTS = ClassWeights.__args__
+WEIGHTS_CHOICES = ("imagenet", "none")
+_RATE = {"ge": 1e-8, "le": 10.0}
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """A training run's settings.
+class TrainConfig(SplitSettings):
+    """A training run's settings; the split settings (``val_fraction``, ``test_fraction``,
+    ``seed``) come from :class:`tltools.data.split.SplitSettings`. Field descriptions are the help.
 
-    Attributes:
-        backbone: Registry name of the pretrained base (``python -m tltools backbones``).
-        weights: ``"imagenet"``, ``"none"`` or a path to a weights file for the base.
-        image_size: Square input size; None uses the backbone's default.
-        pooling: ``avg``, ``max`` or ``flatten`` over the base's feature map.
-        dense_units: Units of an extra ReLU layer in the head; 0 for none.
-        dropout: Dropout before the classifier (0 turns it off).
-        epochs: Phase-1 epochs: the new head trains on the frozen base.
-        learning_rate: Phase-1 learning rate.
-        optimizer: ``adam``, ``adamw``, ``sgd`` (with momentum) or ``rmsprop``.
-        momentum: SGD momentum.
-        weight_decay: AdamW weight decay.
-        batch_size: Images per step.
-        augment: Augmentations applied to training batches.
-        label_smoothing: Cross-entropy label smoothing, 0..0.5.
-        class_weights: ``off`` or ``balanced`` (weights from the training split).
-        early_stopping_patience: Epochs without val-loss improvement before
-            stopping (best weights restored); 0 turns early stopping off.
-        reduce_lr_patience: Epochs without improvement before the learning rate
-            is multiplied by ``reduce_lr_factor``; 0 turns it off.
-        reduce_lr_factor: Factor of reduce-LR-on-plateau.
-        fine_tune_epochs: Phase-2 epochs with part of the base unfrozen; 0 skips phase 2.
-        fine_tune_learning_rate: Phase-2 learning rate; None means ``learning_rate / 10``.
-        unfreeze: What phase 2 unfreezes: ``"all"``, a number of top weighted
-            base layers (``"30"`` or 30), or ``"block:N"`` (from block N on).
-        train_batchnorm: Also unfreeze BatchNorm layers in phase 2 (off by default:
-            on small data their statistics would be ruined).
-        val_fraction: Share of each class for validation when the data has no val split.
-        test_fraction: Share of each class held out for testing when the data has no test split.
-        seed: Seed of the split, the shuffle, augmentation and weight init.
-        tensorboard: Also write TensorBoard logs into the run folder.
-        top_k: k of the top-k accuracy in evaluation.
+    Raises (when built or a field is set):
+        TLToolsError: One line naming the first bad field, its value and what is allowed.
     """
 
-    backbone: str = "efficientnet_lite0"
-    weights: str = "imagenet"
-    image_size: int | None = None
-    pooling: str = "avg"
-    dense_units: int = 0
-    dropout: float = 0.2
-    epochs: int = 10
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    batch_size: int = 32
-    augment: AugmentOptions = dataclasses.field(default_factory=AugmentOptions)
-    label_smoothing: float = 0.0
-    class_weights: str = "off"
-    early_stopping_patience: int = 5
-    reduce_lr_patience: int = 0
-    reduce_lr_factor: float = 0.2
-    fine_tune_epochs: int = 0
-    fine_tune_learning_rate: float | None = None
-    unfreeze: str = "all"
-    train_batchnorm: bool = False
-    val_fraction: float = 0.2
-    test_fraction: float = 0.0
-    seed: int = 42
-    tensorboard: bool = False
-    top_k: int = 5
+    backbone: str = Field("efficientnet_lite0", description="backbone name (see `python -m tltools backbones`)")
+    weights: str = Field("imagenet", description="starting weights of the base: imagenet, none, or a path to a "
+                                                  "weights file saved with base.save_weights")
+    image_size: int | None = Field(None, ge=32, le=1024,
+                                   description="square input size in pixels; unset: the backbone's own")
+    pooling: Pooling = Field("avg", description="pooling of the base's feature map")
+    dense_units: int = Field(0, ge=0, le=65_536, description="units of an extra ReLU layer in the head; 0: none")
+    dropout: float = Field(0.2, ge=0.0, le=0.95, description="dropout before the classifier; 0 turns it off")
+    epochs: int = Field(10, ge=0, le=10_000, description="phase-1 epochs: the new head trains on the frozen base")
+    learning_rate: float = Field(1e-3, **_RATE, description="phase-1 learning rate")
+    optimizer: Optimizer = Field("adam", description="optimizer (sgd uses momentum, adamw weight decay)")
+    momentum: float = Field(0.9, ge=0.0, le=0.999, description="SGD momentum")
+    weight_decay: float = Field(1e-4, ge=0.0, le=1.0, description="AdamW weight decay")
+    batch_size: int = Field(32, ge=1, le=4096, description="images per step")
+    augment: AugmentOptions = Field(default_factory=AugmentOptions,
+                                    description="augmentations applied to training batches")
+    label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="cross-entropy label smoothing")
+    class_weights: ClassWeights = Field("off", description="class weights: off, or balanced from the training split")
+    early_stopping_patience: int = Field(5, ge=0, le=10_000,
+                                         description="epochs without val-loss improvement before stopping "
+                                                     "(best weights restored); 0 turns early stopping off")
+    reduce_lr_patience: int = Field(0, ge=0, le=10_000,
+                                    description="epochs without improvement before the learning rate is "
+                                                "multiplied by reduce_lr_factor; 0 turns it off")
+    reduce_lr_factor: float = Field(0.2, ge=0.01, le=0.99, description="factor of reduce-LR-on-plateau")
+    fine_tune_epochs: int = Field(0, ge=0, le=10_000,
+                                  description="phase-2 epochs with part of the base unfrozen; 0 skips phase 2")
+    fine_tune_learning_rate: float | None = Field(None, **_RATE,
+                                                  description="phase-2 learning rate; unset: learning_rate / 10")
+    unfreeze: str = Field("all", description="what phase 2 unfreezes: all, none, the top N weighted base layers, "
+                                             "or block:N (from block N on)")
+    train_batchnorm: bool = Field(False, description="also train BatchNorm layers in phase 2 (ruins their "
+                                                     "statistics on small data)")
+    tensorboard: bool = Field(False, description="also write TensorBoard logs into the run folder")
+    top_k: int = Field(5, ge=1, le=100, description="k of the top-k accuracy in evaluation")
 
-    def __post_init__(self):
-        if isinstance(self.augment, dict):
-            self.augment = AugmentOptions(**self.augment)
-        self.unfreeze = str(self.unfreeze)
-        self.validate()
+    @pydantic.field_validator("unfreeze", mode="before")
+    @classmethod
+    def _unfreeze_as_text(cls, value):
+        return str(value).strip().lower() if isinstance(value, (int, str)) and not isinstance(value, bool) else value
+
+    @pydantic.field_validator("augment", mode="before")
+    @classmethod
+    def _augment_checked(cls, value):  # as a dict, so that the ranges declared on AugmentOptions' fields apply
+        return dataclasses.asdict(value) if isinstance(value, AugmentOptions) else value
+
+    @pydantic.field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value):
+        from tltools.backbones import list_backbones
+
+        names = [spec.name for spec in list_backbones()]
+        if value not in names:
+            raise ValueError(f"unknown backbone; use one of {', '.join(names)}")
+        return value
+
+    @pydantic.field_validator("weights")
+    @classmethod
+    def _usable_weights(cls, value):
+        if value not in WEIGHTS_CHOICES and not Path(value).expanduser().is_file():
+            raise ValueError("is neither imagenet, none nor an existing weights file; use one of those")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self):
+        if self.epochs + self.fine_tune_epochs == 0:
+            raise ValueError("epochs and fine_tune_epochs are both 0; train for at least one epoch")
+        from tltools.backbones import get_backbone
+
+        spec = get_backbone(self.backbone)
+        if self.image_size is not None and self.image_size < spec.min_size:
+            raise ValueError(f"image_size={self.image_size} is too small for {spec.name}; "
+                             f"use a whole number from {spec.min_size} to 1024")
+        problem = unfreeze_problem(self.backbone, self.unfreeze)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @property
     def phase2_learning_rate(self) -> float:
@@ -94,31 +124,16 @@ class TrainConfig:
         return self.fine_tune_learning_rate or self.learning_rate / 10
 
     def validate(self) -> None:
-        """Raise TLToolsError naming the first setting that is out of range."""
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("pooling", self.pooling, POOLINGS)
-        _choice("class_weights", self.class_weights, CLASS_WEIGHTS)
-        _within("learning_rate", self.learning_rate, 1e-8, 10.0)
-        if self.fine_tune_learning_rate is not None:
-            _within("fine_tune_learning_rate", self.fine_tune_learning_rate, 1e-8, 10.0)
-        _within("epochs", self.epochs, 0, 10_000)
-        _within("fine_tune_epochs", self.fine_tune_epochs, 0, 10_000)
-        if self.epochs + self.fine_tune_epochs == 0:
-            raise TLToolsError("epochs and fine_tune_epochs are both 0; train for at least one epoch")
-        _within("batch_size", self.batch_size, 1, 4096)
-        _within("dropout", self.dropout, 0.0, 0.95)
-        _within("label_smoothing", self.label_smoothing, 0.0, 0.5)
-        _within("dense_units", self.dense_units, 0, 65_536)
-        _within("early_stopping_patience", self.early_stopping_patience, 0, 10_000)
-        _within("reduce_lr_patience", self.reduce_lr_patience, 0, 10_000)
-        _within("reduce_lr_factor", self.reduce_lr_factor, 0.01, 0.99)
-        _within("top_k", self.top_k, 1, 100)
-        if self.image_size is not None:
-            _within("image_size", self.image_size, 32, 1024)
+        """Check every setting again (they are checked when set; this is for callers that ask).
+
+        Raises:
+            TLToolsError: A setting is out of range.
+        """
+        type(self)(**dict(self))
 
     def to_dict(self) -> dict:
         """Return the settings as plain JSON values."""
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
 
     def to_json(self) -> str:
         """Return the settings as a JSON document."""
@@ -131,14 +146,9 @@ class TrainConfig:
         Raises:
             TLToolsError: A key is unknown or a value is out of range.
         """
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise TLToolsError(f"unknown config setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        try:
-            return cls(**values)
-        except TypeError as error:
-            raise TLToolsError(f"bad config: {error}") from None
+        if not isinstance(values, dict):
+            raise TLToolsError(f"a config is a JSON object of settings, not {type(values).__name__}")
+        return cls(**values)
 
     @classmethod
     def from_file(cls, path: Path | str) -> "TrainConfig":
@@ -155,11 +165,37 @@ class TrainConfig:
             raise TLToolsError(f"config file {path} is not valid JSON ({error})") from None
 
 
-def _choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise TLToolsError(f"{name}={value!r} is not one of {', '.join(choices)}")
+def unfreeze_problem(backbone: str, setting: str) -> str | None:
+    """Return why ``setting`` cannot be an unfreeze setting of ``backbone``, or None when it can.
+
+    Block names come from the registry; the number of weighted base layers from
+    building the model once per backbone with random weights (cached).
+    """
+    from tltools.backbones import get_backbone
+
+    if setting in ("all", "none", "0"):
+        return None
+    spec = get_backbone(backbone)
+    if setting.startswith("block:"):
+        block = setting.split(":", 1)[1]
+        if block in spec.blocks:
+            return None
+        if not spec.blocks:
+            return f"unfreeze={setting!r}: {backbone} has no named blocks; use all, none or a number of top layers"
+        return f"unfreeze={setting!r}: {backbone} has no block {block}; use block:N with N one of {', '.join(spec.blocks)}"
+    if setting.isdigit():
+        largest = weighted_layer_count(backbone)
+        if int(setting) <= largest:
+            return None
+        return f"unfreeze={setting!r}: {backbone} has {largest} base layers with weights; use a number from 0 to {largest}"
+    return (f"unfreeze={setting!r} is not understood; use all, none, a number of top layers (0 to "
+            f"{weighted_layer_count(backbone)}) or block:N")
 
 
-def _within(name: str, value, low, high) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-        raise TLToolsError(f"{name}={value!r} must be a number from {low} to {high}")
+@functools.cache
+def weighted_layer_count(backbone: str) -> int:
+    """Return how many base layers of ``backbone`` have weights: the largest ``unfreeze`` number."""
+    from tltools.model.builder import build_model
+    from tltools.model.freezing import weighted_layers
+
+    return len(weighted_layers(build_model(backbone, 2, weights="none")))

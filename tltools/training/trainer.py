@@ -324,7 +324,7 @@ def suggest_learning_rate(
     dataset = dataset.with_splits(val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed)
     model = _initial_model(config, dataset.classes, None, None)
     data = prepare_data(config, dataset, model.input_shape[1])
-    sweep = dataclasses.replace(config, epochs=int(phase == 1), fine_tune_epochs=int(phase == 2))
+    sweep = config.replace(epochs=int(phase == 1), fine_tune_epochs=int(phase == 2))
     cached = FastPaths.plan(model, sweep, dataset, lambda: data.arrays).phase(phase)
     if phase == 2:
         apply_unfreeze(model, config.unfreeze, train_batchnorm=config.train_batchnorm)
