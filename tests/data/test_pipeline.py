@@ -56,6 +56,17 @@ def test_shuffle_is_reproducible_with_a_seed(images):
     assert first != list(range(N)) and sorted(first) == list(range(N))
 
 
+def test_the_shuffle_order_depends_on_its_seed_alone_not_on_process_wide_seeds(images):
+    import keras
+
+    orders = []
+    for global_seed in (1, 2):  # another thread (an old run, a page) reseeding everything
+        keras.utils.set_random_seed(global_seed)
+        orders.append(_order(make_tf_dataset(images, np.arange(N), batch_size=4, shuffle=True, seed=11)))
+
+    assert orders[0] == orders[1]
+
+
 def test_shuffle_gives_each_epoch_a_new_order(images):
     pipeline = make_tf_dataset(images, np.arange(N), batch_size=4, shuffle=True, seed=3)
 

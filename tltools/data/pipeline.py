@@ -219,7 +219,8 @@ def make_tf_dataset(
         labels: Integer class indices, length N.
         batch_size: Images per batch.
         shuffle: Reshuffle the order every epoch.
-        seed: Seed for shuffling and augmentation.
+        seed: Seed for shuffling and augmentation; the order and the augmentations depend on it alone,
+            not on any process-wide random state.
         augment: Augmentations applied per batch, or None.
     """
     if len(images) != len(labels):
@@ -268,15 +269,32 @@ def _batches(array, rows, labels, *, batch_size: int, shuffle: bool, seed, augme
         batch_labels.set_shape([None])
         return tf.cast(batch, tf.float32), batch_labels
 
-    pipeline = tf.data.Dataset.range(len(labels))
-    if shuffle:
-        pipeline = pipeline.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    pipeline = _shuffled_indices(len(labels), seed) if shuffle else tf.data.Dataset.range(len(labels))
     pipeline = pipeline.batch(batch_size).map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
-        # One call at a time: the random layers draw from one seed generator, so batches augmented in
+        # One call at a time: each random layer draws from its own seed generator, so batches augmented in
         # parallel would take its seeds in whatever order the threads run, and runs would differ.
         pipeline = pipeline.map(lambda batch, batch_labels: (augmenter(batch, training=True), batch_labels))
     return pipeline.prefetch(tf.data.AUTOTUNE)
+
+
+def _shuffled_indices(count: int, seed: int | None) -> tf.data.Dataset:
+    """Return 0..count-1 in a new random order on every pass, drawn from a generator the pipeline owns.
+
+    ``Dataset.shuffle(seed=...)`` would mix its seed with TensorFlow's process-wide global seed, which
+    any thread may set (``keras.utils.set_random_seed``); this order depends on ``seed`` alone.
+    """
+    generator = np.random.default_rng(seed)
+
+    def permutation():
+        return generator.permutation(count).astype(np.int64)
+
+    def one_pass(_):
+        order = tf.numpy_function(permutation, [], tf.int64, stateful=True)
+        order.set_shape([count])
+        return order
+
+    return tf.data.Dataset.range(1).map(one_pass).unbatch()
 
 
 def split_pipeline(
