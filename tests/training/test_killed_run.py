@@ -4,14 +4,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-import numpy as np
 import pytest
 
+from tests.factories import COLOURS, colour_images
+from tests.waiting import wait_until
 from tltools import runs
 from tltools.model import load_model
 from tltools.prediction import predict_images
+
+pytestmark = pytest.mark.slow
 
 TRAINER = """
 import sys
@@ -28,15 +30,18 @@ def test_a_killed_run_is_interrupted_and_its_best_checkpoint_predicts(colours_di
     run_dir = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-c", TRAINER, str(colours_dir), str(run_dir)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+
+    def checkpoint_written() -> int | None:
+        assert process.poll() is None, "the training process ended before it was killed"
+        model_file = run_dir / runs.MODEL_FILE
+        return model_file.stat().st_ino if model_file.exists() else None
+
     try:
-        deadline = time.time() + 240
-        while not (run_dir / runs.MODEL_FILE).exists():
-            assert process.poll() is None, "the training process ended before its first checkpoint"
-            assert time.time() < deadline, "no checkpoint within 4 minutes"
-            time.sleep(0.2)
+        first = wait_until(checkpoint_written, 240, "no checkpoint within 4 minutes")
         assert runs.read_run(run_dir).status == runs.RUNNING
-        time.sleep(1.0)  # let it get into the middle of later epochs
-        process.send_signal(signal.SIGKILL)
+        # The first checkpoint is the first epoch's; wait for a later, better one (written at most every 10 s).
+        wait_until(lambda: checkpoint_written() not in (None, first), 120, "the checkpoint was never rewritten")
+        process.send_signal(signal.SIGKILL)  # in the middle of a later epoch
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
@@ -46,5 +51,10 @@ def test_a_killed_run_is_interrupted_and_its_best_checkpoint_predicts(colours_di
     assert run.status == runs.INTERRUPTED
     assert "ended without finishing" in run.error
     model, classes, _ = load_model(run_dir)
-    prediction = predict_images(model, classes, np.full((40, 40, 3), (200, 40, 40), np.uint8), top_k=1)[0]
-    assert prediction.top[0]["label"] in classes
+    assert sorted(classes) == sorted(COLOURS)
+    # New images of each colour, never seen in training: the checkpoint is a trained model, not a random one.
+    fresh = colour_images(COLOURS, 4, seed=99)
+    truth = [name.split("/")[0] for name in fresh]
+    predictions = predict_images(model, classes, list(fresh.values()), top_k=1)
+    predicted = [prediction.top[0]["label"] for prediction in predictions]
+    assert predicted == truth
