@@ -212,3 +212,22 @@ def test_frozen_and_unfrozen_base_compute_the_same_features_in_training_mode(spe
             rtol=1e-5,
             atol=1e-7,
         )
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "mobilenet_v2"])
+def test_a_seed_builds_the_same_random_model_whatever_was_drawn_before(backbone):
+    import random
+
+    def build(seed, python_seed):
+        random.seed(python_seed)  # what other threads building models do to the draws Keras makes
+        keras.random.uniform((3,))
+        return build_model(backbone, 3, weights="none", input_size=96, dense_units=8, dropout=0.3,
+                           seed=seed).get_weights()
+
+    first, again, other = build(1, python_seed=10), build(1, python_seed=20), build(2, python_seed=10)
+
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    randomised = [index for index, weights in enumerate(first) if np.unique(weights).size > 2]
+    assert len(randomised) >= 10, "base and head start from random weights"
+    assert all(not np.array_equal(first[index], other[index]) for index in randomised)

@@ -25,6 +25,7 @@ from tltools.backbones import create_backbone, get_backbone, preprocessing_layer
 from tltools.backbones.registry import BackboneSpec
 from tltools.errors import TLToolsError
 from tltools.model.io import check_class_names
+from tltools.seeds import derive_seed
 
 BASE_NAME = "base"
 POOLINGS = ("avg", "max", "flatten")
@@ -39,6 +40,7 @@ def build_model(
     pooling: str = "avg",
     dense_units: int = 0,
     dropout: float = 0.2,
+    seed: int | None = None,
 ) -> keras.Model:
     """Build an uncompiled transfer model with a frozen backbone.
 
@@ -52,6 +54,10 @@ def build_model(
         dense_units: Units of an extra ReLU ``Dense`` layer before the
             classifier; 0 for none.
         dropout: Dropout rate before the classifier, in [0, 1); 0 for none.
+        seed: Seed of every random part of the model: the head's initial weights, its dropout
+            and, with ``weights="none"``, the base's initial weights, each from its own stream
+            (:func:`tltools.seeds.derive_seed`). The same seed builds the same model whatever other
+            threads draw meanwhile; None leaves the seeds to Keras (Python's global ``random``).
 
     Returns:
         A ``keras.Model`` named after ``backbone`` that takes ``(size, size, 3)``
@@ -65,17 +71,45 @@ def build_model(
     num_classes = _num_classes(classes)
     _check_head(pooling, dense_units, dropout)
     base = create_backbone(spec.name, weights=weights, input_size=input_size)
+    if weights == "none" and seed is not None:
+        base = _seeded_initialisation(base, seed)
     base.name = BASE_NAME
     base.trainable = False
     inputs, x = _preprocessed_input(spec, base.input_shape[1])
     x = base(x, training=False)
     x = _pooling_layer(pooling)(x)
     if dense_units:
-        x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
+        x = keras.layers.Dense(dense_units, activation="relu", name="head_dense",
+                               kernel_initializer=_glorot(seed, "head_dense"))(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        x = keras.layers.Dropout(dropout, name="head_dropout", seed=derive_seed(seed, "head_dropout"))(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
+                                 kernel_initializer=_glorot(seed, "predictions"))(x)
     return keras.Model(inputs, outputs, name=spec.name)
+
+
+def _glorot(seed: int | None, part: str) -> keras.initializers.Initializer:
+    """Return Keras' default kernel initializer, seeded from the model's seed and the layer's name."""
+    return keras.initializers.GlorotUniform(seed=derive_seed(seed, part))
+
+
+def _seeded_initialisation(base: keras.Model, seed: int) -> keras.Model:
+    """Return ``base`` rebuilt with every random initializer seeded from ``seed`` and the layer's position.
+
+    Keras gives an unseeded initializer a seed from Python's global ``random`` when the layer is
+    made, so a randomly initialised base would depend on what other threads drew meanwhile.
+    """
+    position = {id(layer): index for index, layer in enumerate(base.layers)}
+
+    def seeded(layer):
+        config = layer.get_config()
+        for key, value in config.items():
+            if key.endswith("_initializer") and isinstance(value, dict) and "seed" in value.get("config", {}):
+                config[key] = {**value, "config": {**value["config"],
+                                                   "seed": derive_seed(seed, "base", position[id(layer)], key)}}
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(base, clone_function=seeded)
 
 
 def build_imagenet_classifier(backbone: str, *, input_size: int | None = None, weights="imagenet") -> keras.Model:
