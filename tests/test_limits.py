@@ -2,8 +2,11 @@
 
 import pytest
 
+from tltools import housekeeping
+from tltools.data.pipeline import decode_memory_budget
 from tltools.errors import TLToolsError
-from tltools.limits import Limits, default_limits, env_number
+from tltools.limits import Limits, default_limits
+from tltools.settings import Budget, Settings, env_number
 
 
 def test_overrides_apply_and_unset_or_blank_variables_keep_the_defaults(monkeypatch):
@@ -39,3 +42,25 @@ def test_a_job_count_below_one_or_not_a_number_is_refused(monkeypatch, raw):
 def test_an_unlimited_age_in_days_is_allowed(monkeypatch):
     monkeypatch.setenv("TLTOOLS_MAX_AGE_DAYS", "inf")
     assert env_number("TLTOOLS_MAX_AGE_DAYS", 30.0, kind=float) == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "read"),
+    [
+        ("TLTOOLS_MAX_ENTRIES", "123", lambda: default_limits().max_entries),
+        ("TLTOOLS_DECODE_MEMORY_BYTES", "1e6", decode_memory_budget),
+        ("TLTOOLS_DATASETS_MAX_BYTES", "5", lambda: housekeeping.Budget.from_env().datasets_max_bytes),
+        ("TLTOOLS_MAX_CONCURRENT_JOBS", "3", lambda: Settings.from_env().max_concurrent_jobs),
+    ],
+)
+def test_every_reader_of_a_number_gets_it_from_the_one_settings_object(monkeypatch, variable, raw, read):
+    monkeypatch.setenv(variable, raw)
+    assert read() == int(float(raw))
+    assert Settings.defaults()[variable] != read()  # the override, not the default, reached the reader
+
+
+def test_the_settings_object_knows_every_tltools_number_and_its_default():
+    defaults = Settings.defaults()
+    assert defaults["TLTOOLS_MAX_CLASSES"] == Limits().max_classes
+    assert defaults["TLTOOLS_MAX_AGE_DAYS"] == Budget().max_age_days
+    assert set(defaults) >= {"TLTOOLS_DECODE_MEMORY_BYTES", "TLTOOLS_MAX_CONCURRENT_JOBS", "TLTOOLS_CACHE_MAX_BYTES"}

@@ -43,9 +43,8 @@ from pathlib import Path
 
 from tltools import fileio, paths, runs
 from tltools.fileio import format_bytes
-from tltools.limits import env_number
+from tltools.settings import Budget
 
-GIB = 1024**3
 DAY_SECONDS = 86_400.0
 # Items used, and partial files written, within this many seconds are never deleted.
 GRACE_SECONDS = 3600.0
@@ -60,31 +59,6 @@ _LEASE = re.compile(r"^(?P<folder>.+)\.lease-(?P<pid>\d+)$")
 _EXTRACTED = re.compile(r"^.+-[0-9a-f]{16}$")
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Budget:
-    """How much :func:`clean` keeps. Each field is set by ``TLTOOLS_<FIELD NAME>`` (see :meth:`from_env`).
-
-    Attributes:
-        datasets_max_bytes: Most bytes of extracted datasets kept (``TLTOOLS_DATASETS_MAX_BYTES``).
-        cache_max_bytes: Most bytes of feature and decoded-image caches kept (``TLTOOLS_CACHE_MAX_BYTES``).
-        max_age_days: Items unused for longer are deleted (``TLTOOLS_MAX_AGE_DAYS``).
-    """
-
-    datasets_max_bytes: int = 20 * GIB
-    cache_max_bytes: int = 10 * GIB
-    max_age_days: float = 30.0
-
-    @classmethod
-    def from_env(cls) -> "Budget":
-        """Return the defaults with any ``TLTOOLS_DATASETS_MAX_BYTES``, ``TLTOOLS_CACHE_MAX_BYTES``, ``TLTOOLS_MAX_AGE_DAYS``.
-
-        Raises:
-            TLToolsError: A variable is not a number >= 0 (the message names it and its value).
-        """
-        return cls(**{field.name: env_number("TLTOOLS_" + field.name.upper(), field.default, kind=field.type)
-                      for field in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,13 +1,12 @@
 """Safety limits for untrusted uploads, in one place.
 
 Every limit can be changed through an environment variable ``TLTOOLS_<FIELD NAME>``, e.g.
-``TLTOOLS_MAX_TOTAL_BYTES`` (read when
+``TLTOOLS_MAX_TOTAL_BYTES`` (read by :class:`tltools.settings.Settings` when
 :func:`default_limits` is called) or by passing a :class:`Limits` to the
 functions that take one.
 """
 
 import dataclasses
-import os
 
 GIB = 1024**3
 MIB = 1024**2
@@ -40,46 +39,12 @@ class Limits:
     max_model_bytes: int = 1 * GIB
 
 
-
 def default_limits() -> Limits:
-    """Return the limits, with any ``TLTOOLS_<FIELD>`` environment overrides applied.
+    """Return the limits with any ``TLTOOLS_<FIELD>`` environment overrides applied (see :mod:`tltools.settings`).
 
     Raises:
-        TLToolsError: An override is not a positive number (see :func:`env_number`).
+        TLToolsError: An override is not a positive number.
     """
-    values = {}
-    for field in dataclasses.fields(Limits):
-        variable = "TLTOOLS_" + field.name.upper()
-        value = env_number(variable, None, kind=field.type, minimum=0, exclusive=True)
-        if value is not None:
-            values[field.name] = value
-    return Limits(**values)
+    from tltools.settings import Settings  # settings builds on Limits
 
-
-def env_number(variable: str, default, *, kind: type = int, minimum: float = 0, exclusive: bool = False):
-    """Return the number in environment variable ``variable``, or ``default`` when it is unset or empty.
-
-    Args:
-        variable: The variable's name, e.g. ``TLTOOLS_MAX_ENTRIES``.
-        default: Returned when the variable is unset or blank.
-        kind: ``int`` (``1e9`` is accepted and becomes 1000000000) or ``float``.
-        minimum: The smallest value allowed.
-        exclusive: Whether ``minimum`` itself is refused (e.g. limits must be positive).
-
-    Raises:
-        TLToolsError: The value is not a number of that kind, or is below the minimum;
-            the message names the variable, its value and what to set.
-    """
-    from tltools.errors import TLToolsError
-
-    raw = os.environ.get(variable)
-    if raw is None or raw.strip() == "":
-        return default
-    bound = f"a number {'>' if exclusive else '>='} {minimum:g}"
-    try:
-        value = kind(float(raw))
-    except (ValueError, OverflowError):  # not a number, nan or inf as an int
-        raise TLToolsError(f"{variable}={raw!r} is not a usable number; set it to {bound} or unset it") from None
-    if not (value > minimum if exclusive else value >= minimum):  # also refuses nan
-        raise TLToolsError(f"{variable}={raw!r} must be {bound}; set it to one or unset it")
-    return value
+    return Settings.from_env().limits

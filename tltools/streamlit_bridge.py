@@ -18,7 +18,7 @@ from tltools import app_state, fileio, paths, runs
 from tltools.backbones import create_backbone
 from tltools.errors import TLToolsError
 from tltools.jobs import JobManager
-from tltools.limits import env_number
+from tltools.settings import Settings
 from tltools.model import build_imagenet_classifier, build_model, load_model
 from tltools.training import TrainConfig
 from tltools.untrusted import check_model_size, short
@@ -113,7 +113,7 @@ def job_manager() -> JobManager:
     Raises:
         TLToolsError: The variable is not a whole number >= 1.
     """
-    return JobManager(max_concurrent=env_number("TLTOOLS_MAX_CONCURRENT_JOBS", 1, kind=int, minimum=1))
+    return JobManager(max_concurrent=Settings.from_env().max_concurrent_jobs)
 
 
 def current_job():

@@ -1,11 +1,9 @@
 """The served app's safety defaults, and the README section that documents every limit."""
 
-import dataclasses
 import re
 import tomllib
 from pathlib import Path
 
-from tltools.limits import Limits
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,15 +40,11 @@ def _written(name: str, value) -> str:
 
 
 def test_every_limit_is_documented_with_its_variable_and_its_real_default():
-    from tltools.data.pipeline import DEFAULT_DECODE_MEMORY_BYTES
-    from tltools.housekeeping import Budget
+    from tltools.settings import Settings
 
     rows = [line for line in _security_section().splitlines() if line.startswith("| ")]
-    settings = [(field.name, getattr(Limits(), field.name)) for field in dataclasses.fields(Limits)]
-    settings += [(field.name, getattr(Budget(), field.name)) for field in dataclasses.fields(Budget)]
-    settings += [("decode_memory_bytes", DEFAULT_DECODE_MEMORY_BYTES), ("max_concurrent_jobs", 1)]
-    for name, default in settings:
-        variable = f"TLTOOLS_{name.upper()}"
+    for variable, default in Settings.defaults().items():
+        name = variable.removeprefix("TLTOOLS_").lower()
         (row,) = [row for row in rows if f"`{variable}`" in row] or [None]
         assert row is not None, f"{variable} has no row in the README's limits table"
         assert _written(name, default) in row, f"{variable}: the README does not give its default {_written(name, default)}"

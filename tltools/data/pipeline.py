@@ -27,10 +27,9 @@ from tltools.data.dataset import Dataset
 from tltools.data.images import LOADER_VERSION, load_image
 from tltools.errors import TLToolsError
 from tltools.fileio import disk_error_message, format_bytes, is_disk_error
-from tltools.limits import env_number
 from tltools.paths import cache_dir
+from tltools.settings import Settings
 
-DEFAULT_DECODE_MEMORY_BYTES = 2 * 1024**3
 _DECODE_CHUNK = 256  # images decoded between two writes to the disk cache
 
 _logger = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ def decode_memory_budget() -> int:
     Raises:
         TLToolsError: The variable is set to something other than a number >= 0.
     """
-    return env_number("TLTOOLS_DECODE_MEMORY_BYTES", DEFAULT_DECODE_MEMORY_BYTES, kind=int, minimum=0)
+    return Settings.from_env().decode_memory_bytes
 
 
 def decode_images(
