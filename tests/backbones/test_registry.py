@@ -7,6 +7,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from keras.src.applications import imagenet_utils
 from keras.src.backend import config as keras_config
 from keras.src.legacy.saving import legacy_h5_format
 from keras.src.utils import file_utils
@@ -52,29 +53,65 @@ def test_registry_has_every_required_backbone_once():
     assert set(REQUIRED) <= set(names)
 
 
-def test_default_backbone_is_listed_first_and_loads_offline():
-    first = list_backbones()[0]
-
-    assert first.name == "efficientnet_lite0"
-    assert first.offline
+KERAS_APPS = [spec for spec in list_backbones() if not spec.name.startswith("efficientnet_lite")]
 
 
-def test_only_the_lite_backbones_claim_offline_weights():
-    assert {spec.name for spec in list_backbones() if spec.offline} == {
-        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"
-    }
+class _DefaultSize(Exception):
+    """Raised by the patched ``obtain_input_shape`` to report the default size a Keras application asked for."""
 
 
-def test_lite_backbones_use_their_own_scaling_and_sizes():
-    specs = [get_backbone(f"efficientnet_lite{v}") for v in range(3)]
+@pytest.fixture
+def keras_default_size(monkeypatch):
+    """Return ``size(spec)``: the input size Keras' own application defaults to, without building it."""
 
-    assert [spec.preprocessing for spec in specs] == ["(x-127)/128"] * 3
-    assert [spec.default_size for spec in specs] == [224, 240, 260]
+    def report(input_shape, default_size, *args, **kwargs):
+        raise _DefaultSize(default_size)
+
+    monkeypatch.setattr(imagenet_utils, "obtain_input_shape", report)
+
+    def size(spec):
+        with pytest.raises(_DefaultSize) as reported:
+            spec.constructor(input_shape=None, include_top=True, weights=None)
+        return reported.value.args[0]
+
+    return size
 
 
-def test_published_top1_is_known_where_keras_lists_it():
-    assert get_backbone("efficientnet_b0").top1 == 77.1
-    assert get_backbone("convnext_tiny").top1 == 81.3
+@pytest.mark.parametrize("spec", [spec for spec in KERAS_APPS if not spec.name.startswith("mobilenet_v3")],
+                         ids=lambda spec: spec.name)
+def test_default_size_is_the_size_keras_builds_its_imagenet_model_at(spec, keras_default_size):
+    # MobileNetV3 is left out: Keras builds it at any size and names no default.
+    assert spec.default_size == keras_default_size(spec)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [pytest.param(spec, marks=() if n == 0 else pytest.mark.slow)
+     for n, spec in enumerate(spec for spec in list_backbones() if spec.offline)],
+    ids=lambda spec: spec.name,
+)
+def test_backbones_that_claim_offline_weights_load_them_without_a_download(spec, no_network):
+    base = create_backbone(spec.name, weights="imagenet", input_size=64)
+
+    # A random BatchNorm starts with moving variance 1; the trained one does not.
+    assert not np.allclose(base.get_layer("top_bn").moving_variance.numpy(), 1.0)
+    assert no_network == []
+
+
+def test_the_default_backbone_is_listed_first_and_loads_offline():
+    assert list_backbones()[0].name == "efficientnet_lite0"
+    assert list_backbones()[0].offline  # checked for real by the test above
+
+
+def test_published_top1_grows_with_the_model_within_each_family():
+    # In the Keras applications table accuracy and size grow together along each family; a swapped entry breaks that.
+    for family in (["efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"],
+                   ["efficientnet_v2_b0", "efficientnet_v2_b1", "efficientnet_v2_b2", "efficientnet_v2_b3"],
+                   ["mobilenet_v2", "efficientnet_b0", "convnext_tiny"]):
+        top1 = [get_backbone(name).top1 for name in family]
+        params = [get_backbone(name).params for name in family]
+        assert top1 == sorted(top1) and len(set(top1)) == len(top1), dict(zip(family, top1))
+        assert params == sorted(params), dict(zip(family, params))
     assert get_backbone("mobilenet_v3_small").top1 is None  # not in the Keras applications table
     assert all(spec.top1 is None or 70 < spec.top1 < 85 for spec in list_backbones())
 
@@ -105,14 +142,6 @@ def test_backbone_with_top_returns_1000_imagenet_probabilities():
 
     assert probs.shape == (1, 1000)
     assert probs.sum() == pytest.approx(1.0, abs=1e-4)
-
-
-def test_imagenet_weights_of_the_lite_backbones_load_offline(no_network):
-    base = create_backbone("efficientnet_lite0", weights="imagenet")
-
-    # A random BatchNorm starts with moving variance 1; the trained one does not.
-    assert not np.allclose(base.get_layer("top_bn").moving_variance.numpy(), 1.0)
-    assert no_network == []
 
 
 def test_failed_imagenet_download_names_the_offline_remedies(no_network):

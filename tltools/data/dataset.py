@@ -113,6 +113,24 @@ class Dataset:
             )
         )
 
+    def with_recorded_split(self, recorded: pd.DataFrame) -> "Dataset":
+        """Return a copy holding only the images ``recorded`` lists, each in its recorded split.
+
+        Args:
+            recorded: ``relpath`` and ``split`` columns, e.g. a run's ``splits.csv``;
+                every ``relpath`` must be one of this dataset's images.
+
+        Returns:
+            The dataset restricted to those images; classes and label indices are
+            those of the kept images, warnings recomputed. Images not listed are left out.
+        """
+        splits = recorded.set_index("relpath")["split"]
+        items = self.items[self.items["relpath"].isin(splits.index)].copy()
+        items["split"] = items["relpath"].map(splits)
+        classes = sorted(set(items["label"]))
+        items["label_index"] = items["label"].map({label: i for i, label in enumerate(classes)})
+        return _finish(dataclasses.replace(self, classes=classes, items=items.reset_index(drop=True)))
+
     def report(self) -> dict:
         """Return a JSON-friendly summary: layout, classes with counts, splits, skipped, warnings."""
         sizes = self.items[["width", "height"]]

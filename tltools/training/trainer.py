@@ -33,11 +33,11 @@ from tltools.data.dataset import Dataset
 from tltools.data.pipeline import decode_images, decode_memory_budget, make_tf_dataset
 from tltools.data.split import SPLITS
 from tltools.errors import TLToolsError
-from tltools.evaluation.evaluate import evaluate_arrays
-from tltools.evaluation.metrics import classification_metrics
+from tltools.evaluation.evaluate import split_metrics
 from tltools.model.builder import build_model
 from tltools.model.freezing import apply_unfreeze, freeze_base
 from tltools.model.io import load_model, save_model
+from tltools.prediction import predict_probabilities
 from tltools.training.callbacks import MetricsRecorder, StopRequest, ThrottledCheckpoint
 from tltools.training.class_weights import IMBALANCE_WARNING_RATIO, balanced_class_weights, imbalance_ratio
 from tltools.training.config import TrainConfig
@@ -220,9 +220,7 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
     train_seconds = time.time() - started
     log.update(phase_name="evaluating")
     metrics = {
-        "classes": classes,
-        "val": _evaluate(model, classes, data, dataset, "val", config, last_cached),
-        "test": _evaluate(model, classes, data, dataset, "test", config, last_cached),
+        **_evaluate(model, classes, data, dataset, config, last_cached),
         "epochs_run": epochs_done,
         "best_epoch": checkpoint.best_epoch,
         "best_val_loss": None if checkpoint.best_epoch is None else checkpoint.best,
@@ -335,16 +333,16 @@ def suggest_learning_rate(
     )
 
 
-def _evaluate(model, classes, data: PreparedData, dataset: Dataset, split: str, config: TrainConfig,
-              cached: CachedPhase | None = None) -> dict | None:
-    """Metrics of one split: from the last phase's cached activations when it had them, else from the images."""
-    if dataset.split(split).empty:
-        return None
-    paths = list(dataset.split(split)["relpath"])
-    if cached is not None:
-        return classification_metrics(data.labels[split], cached.predict(split), list(classes),
-                                      top_k=config.top_k, paths=paths)
-    return evaluate_arrays(model, classes, data.arrays[split], data.labels[split], paths=paths, top_k=config.top_k)
+def _evaluate(model, classes, data: PreparedData, dataset: Dataset, config: TrainConfig,
+              cached: CachedPhase | None = None) -> dict:
+    """``classes``, ``val`` and ``test`` metrics (:func:`split_metrics`, as every evaluation reports them).
+
+    The probabilities come from the last phase's cached activations when it had them, else from the images.
+    """
+    def predict(split: str) -> np.ndarray:
+        return cached.predict(split) if cached is not None else predict_probabilities(model, data.arrays[split])
+
+    return split_metrics(classes, dataset, predict, top_k=config.top_k)
 
 
 def _warn(writer: runs.RunWriter, log: TrainingLog, message: str) -> None:
@@ -361,12 +359,12 @@ def _write_run_inputs(writer: runs.RunWriter, config: TrainConfig, dataset: Data
     writer.write_json("config.json", config.to_dict())
     writer.write_labels(dataset.classes)
     report = dataset.report()
-    writer.write_json("dataset.json", {
+    writer.write_json(runs.DATASET_FILE, {
         "source": report["source"], "root": str(dataset.root.resolve()), "layout": report["layout"],
         "fingerprint": dataset.fingerprint, "num_images": report["num_images"], "splits": report["splits"],
-        "warnings": report["warnings"],
+        "split_settings": report["split_settings"], "warnings": report["warnings"],
     })
-    dataset.items[["relpath", "label", "split"]].to_csv(writer.path / "splits.csv", index=False)
+    writer.write_split(dataset)  # the truth of the split, with each image's hash: see runs.load_run_dataset
 
 
 def _initial_model(config: TrainConfig, classes: list[str], from_run, writer) -> keras.Model:
