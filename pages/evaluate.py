@@ -5,10 +5,8 @@ import streamlit as st
 from tltools import runs
 from tltools.charts.evaluation import confusion_matrix_figure, roc_figure
 from tltools.errors import TLToolsError
-from tltools.evaluation import evaluate_split, gradcam, per_class_table
-from tltools.fileio import write_json
+from tltools.evaluation import evaluate_run, gradcam, per_class_table
 from tltools.streamlit_bridge import cached_model, require_app, run_picker, show_error
-from tltools.training import history_frame
 
 require_app()
 
@@ -16,17 +14,6 @@ GALLERY_SIZE = 12
 SPLIT_TITLES = {"val": "Validation", "test": "Test"}
 
 st.title("Evaluate")
-
-
-def evaluate_now(run: runs.RunInfo) -> None:
-    """Evaluate the run's model on its val and test splits, re-created as training made them, into metrics.json."""
-    model, class_names, _ = cached_model(run.path)
-    dataset = runs.load_run_dataset(run)
-    top_k = run.config.get("top_k", 5)
-    metrics = {"classes": class_names, "epochs_run": len(history_frame(run.path))}
-    for split in SPLIT_TITLES:
-        metrics[split] = evaluate_split(model, class_names, dataset, split, top_k=top_k)
-    write_json(run.path / "metrics.json", metrics)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -103,7 +90,7 @@ if metrics is None:
     if st.button("Evaluate now", key="evaluate_now", type="primary"):
         try:
             with st.spinner("Evaluating the model on the run's validation and test images…"):
-                evaluate_now(run)
+                evaluate_run(run, save=True)  # the run's own split, from its splits.csv
         except TLToolsError as error:
             show_error(error)
         else:

@@ -1,8 +1,11 @@
 """Training runs on disk: one folder per run, never lost.
 
 A run folder (under :func:`tltools.paths.runs_dir`) holds ``config.json``,
-``status.json``, ``labels.txt``, ``dataset.json``, ``history.csv``,
+``status.json``, ``labels.txt``, ``dataset.json``, ``splits.csv``, ``history.csv``,
 ``metrics.json``, ``log.txt`` and ``model.keras`` (the best weights so far).
+``splits.csv`` (``relpath,label,split,sha1``) is the truth of the run's split:
+everything that needs the run's train, val or test images reads it through
+:func:`read_split` or :func:`load_run_dataset`, never re-splits the folder.
 Every file is written atomically, so a run killed at any moment leaves its
 last good checkpoint and a status that says what happened: a folder found
 ``running`` whose process is gone is reported as ``interrupted``.
@@ -10,20 +13,26 @@ last good checkpoint and a status that says what happened: a folder found
 
 import dataclasses
 import datetime
+import hashlib
 import os
 import secrets
 import shutil
 import uuid
 from pathlib import Path
 
+import pandas as pd
+
 from tltools import paths
 from tltools.errors import TLToolsError
-from tltools.fileio import read_json, write_json, write_text
+from tltools.fileio import atomic_path, read_json, write_json, write_text
 
 RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED = "running", "completed", "stopped", "failed", "interrupted"
 STATUSES = (RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED)
 MODEL_FILE = "model.keras"
-# The config settings that decide a dataset's split: the same values give the same split.
+DATASET_FILE = "dataset.json"
+SPLITS_FILE = "splits.csv"
+SPLIT_COLUMNS = ["relpath", "label", "split", "sha1"]
+# The settings that decided a dataset's split; older runs have them only in config.json.
 SPLIT_SETTINGS = ("val_fraction", "test_fraction", "seed")
 
 # Tells this process's runs from those of an earlier process that had the same pid.
@@ -117,6 +126,11 @@ class RunWriter:
         """Write ``<name>`` in the run folder as JSON, atomically."""
         write_json(self.path / name, data)
 
+    def write_split(self, dataset) -> None:
+        """Write ``splits.csv``: every image of ``dataset`` (a :class:`tltools.data.Dataset`) with its split and hash."""
+        with atomic_path(self.path / SPLITS_FILE) as temporary:
+            dataset.items[SPLIT_COLUMNS].to_csv(temporary, index=False)
+
     def write_labels(self, classes: list[str]) -> None:
         """Write ``labels.txt``: one class name per line, in output order."""
         write_text(self.path / "labels.txt", "".join(f"{name}\n" for name in classes))
@@ -181,8 +195,12 @@ def delete_run(path: Path | str) -> None:
 
 
 def split_settings(run: RunInfo) -> dict:
-    """Return the run's split settings (``val_fraction``, ``test_fraction``, ``seed``) found in its config."""
-    return {key: run.config[key] for key in SPLIT_SETTINGS if key in run.config}
+    """Return the settings (``val_fraction``, ``test_fraction``, ``seed``) that made the run's split.
+
+    They come from ``dataset.json``, or from ``config.json`` for runs written before it recorded them.
+    """
+    recorded = (_read_optional(run.path / DATASET_FILE) or {}).get("split_settings") or run.config
+    return {key: recorded[key] for key in SPLIT_SETTINGS if key in recorded}
 
 
 def dataset_root(run: RunInfo) -> Path:
@@ -191,22 +209,98 @@ def dataset_root(run: RunInfo) -> Path:
     Raises:
         TLToolsError: The run has no record of its dataset.
     """
-    record = run.path / "dataset.json"
-    root = (_read_optional(record) or {}).get("root")
+    root = (_read_optional(run.path / DATASET_FILE) or {}).get("root")
     if not root:
-        raise TLToolsError(f"run {run.run_id} has no dataset.json naming its images; load the data again yourself")
+        raise TLToolsError(f"run {run.run_id} has no {DATASET_FILE} naming its images; load the data again yourself")
     return Path(root)
 
 
-def load_run_dataset(run: RunInfo):
-    """Load the run's dataset again from where it was read, split exactly as training split it.
+def read_split(run: RunInfo) -> pd.DataFrame:
+    """Return the run's ``splits.csv``: one row per image with ``relpath``, ``label``, ``split``, ``sha1``.
+
+    ``sha1`` is empty for runs written before hashes were recorded.
 
     Raises:
-        TLToolsError: The run has no dataset record, or the images are gone or changed.
+        TLToolsError: The run has no readable ``splits.csv``.
+    """
+    file = run.path / SPLITS_FILE
+    try:
+        rows = pd.read_csv(file, dtype=str, keep_default_na=False)  # a class may be called "NA"
+    except (OSError, ValueError) as error:
+        raise TLToolsError(f"run {run.run_id} has no readable {SPLITS_FILE} ({error}); "
+                           "evaluate its model on data given explicitly") from None
+    missing = [column for column in SPLIT_COLUMNS[:3] if column not in rows.columns]
+    if missing:
+        raise TLToolsError(f"{file} lacks the column(s) {', '.join(missing)}; "
+                           "evaluate the run's model on data given explicitly")
+    if "sha1" not in rows.columns:
+        rows["sha1"] = ""
+    return rows[SPLIT_COLUMNS]
+
+
+def unchanged_images(root: Path, rows: pd.DataFrame) -> pd.Series:
+    """Return, per row of :func:`read_split`, whether its file under ``root`` is there with the recorded hash.
+
+    Rows without a recorded hash only need the file to exist.
+    """
+    def same(relpath: str, sha1: str) -> bool:
+        path = root / relpath
+        try:
+            return path.is_file() and (not sha1 or hashlib.sha1(path.read_bytes()).hexdigest() == sha1)
+        except OSError:
+            return False
+
+    return pd.Series([same(row.relpath, row.sha1) for row in rows.itertuples()], index=rows.index, dtype=bool)
+
+
+def load_run_dataset(run: RunInfo, *, limits=None):
+    """Load the images the run trained and evaluated on, split exactly as its ``splits.csv`` says.
+
+    The folder is read again (every image checked, as :func:`tltools.data.load_dataset`
+    does), then only the images listed in ``splits.csv`` are kept, each in its
+    recorded split; images added to the folder since are not part of the run's
+    split and are left out. Nothing is ever re-split.
+
+    Args:
+        run: The run.
+        limits: Safety limits for reading the folder; default :func:`tltools.limits.default_limits`.
+
+    Returns:
+        A :class:`tltools.data.Dataset` holding exactly the run's images.
+
+    Raises:
+        TLToolsError: The run has no dataset record or ``splits.csv``; its folder
+            cannot be read; or listed images are gone, relabelled or changed
+            (one line counting them, naming the first and what to do).
     """
     from tltools.data import load_dataset
 
-    return load_dataset(dataset_root(run), **split_settings(run))
+    rows = read_split(run)
+    root = dataset_root(run)
+    redo = ("restore them, or give the data as it is now explicitly "
+            f"(`python -m tltools evaluate {run.run_id} DATA` evaluates on it)")
+    if not root.is_dir():
+        raise TLToolsError(f"the folder run {run.run_id} was trained on, {root}, is gone; {redo}")
+    try:
+        current = load_dataset(root, limits=limits, **split_settings(run))
+    except TLToolsError as error:
+        raise TLToolsError(f"the images run {run.run_id} was trained on cannot be read again: {error}") from None
+    now = current.items.set_index("relpath")
+    known = rows["relpath"].isin(now.index)
+    same = known.copy()
+    same[known] = (now.loc[rows.loc[known, "relpath"], "label"].to_numpy() == rows.loc[known, "label"].to_numpy())
+    hashed = same & (rows["sha1"] != "")
+    same[hashed] = (now.loc[rows.loc[hashed, "relpath"], "sha1"].to_numpy() == rows.loc[hashed, "sha1"].to_numpy())
+    if not same.all():
+        bad = rows.loc[~same, "relpath"]
+        raise TLToolsError(f"{len(bad)} image(s) listed in run {run.run_id}'s split are gone or changed since it "
+                           f"trained (first: {bad.iloc[0]}); {redo}")
+    dataset = current.with_recorded_split(rows[["relpath", "split"]])
+    recorded = (_read_optional(run.path / DATASET_FILE) or {}).get("fingerprint")
+    if not hashed.any() and recorded and dataset.fingerprint != recorded:  # a run from before hashes were listed
+        raise TLToolsError(f"the images listed in run {run.run_id}'s split have changed since it trained "
+                           f"(their fingerprint differs); {redo}")
+    return dataset
 
 
 def owner_record() -> dict:

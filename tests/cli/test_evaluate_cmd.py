@@ -75,7 +75,7 @@ def test_text_summary(capsys, run_folder, data):
     assert f"== val: {total} images ==" in out and "== test:" in out
     assert f"accuracy          {counts['ant'] / total:.2%}" in out
     assert "top-3 accuracy    100.00%" in out
-    assert "from the run's config.json" in out
+    assert "(the run's split settings)" in out
     for header in ("ECE", "macro F1", "loss", "precision", "recall", "Confusion matrix"):
         assert header in out
     matrix_row = next(line for line in out.splitlines() if line.split()[:1] == ["bee"] and len(line.split()) == 4)
@@ -100,6 +100,11 @@ def test_missing_test_split_exits_2(capsys, run_folder, data):
 def test_bad_numbers_exit_2(capsys, run_folder, data, option, message):
     status, _, err = evaluate(capsys, run_folder, data, option, "0")
     assert status == 2 and message in err
+
+
+def test_a_model_file_without_data_exits_2(capsys, run_folder):
+    status, out, err = evaluate(capsys, run_folder / "model.keras")
+    assert status == 2 and out == "" and "give the DATA" in err
 
 
 def test_missing_model_exits_2(capsys, tmp_path, data):

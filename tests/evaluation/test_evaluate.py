@@ -10,7 +10,7 @@ from tests.factories import class_images, image_bytes, write_tree
 from tltools.data import load_dataset
 from tltools.errors import TLToolsError
 from tltools.data.pipeline import decode_images
-from tltools.evaluation import evaluate_arrays, evaluate_split
+from tltools.evaluation import evaluate_dataset, evaluate_split, split_metrics
 from tltools.model import build_model
 
 CLASSES = ["ant", "bee", "cat"]
@@ -126,14 +126,15 @@ def test_misclassified_images_line_up_with_their_paths_and_labels(dominant_colou
 def test_empty_split_gives_none(always_ant, dataset):
     assert dataset.split("test").empty
     assert evaluate_split(always_ant, CLASSES, dataset, "test") is None
-    assert evaluate_arrays(always_ant, CLASSES, np.empty((0, 64, 64, 3), np.uint8), np.empty(0, int)) is None
 
 
-def test_decoded_arrays_give_the_same_metrics_as_the_split(dominant_colour, colours):
-    images = decode_images(colours.paths("val"), 16)
-    paths = list(colours.split("val")["relpath"])
-    from_arrays = evaluate_arrays(dominant_colour, COLOUR_CLASSES, images, colours.labels("val"), paths=paths)
-    assert from_arrays == evaluate_split(dominant_colour, COLOUR_CLASSES, colours, "val")
+def test_split_metrics_from_given_probabilities_equal_those_predicted_from_the_images(dominant_colour, colours):
+    images = {split: decode_images(colours.paths(split), 16) for split in ("val",)}
+    from_probabilities = split_metrics(COLOUR_CLASSES, colours,
+                                       lambda split: dominant_colour.predict(images[split].astype("float32"), verbose=0))
+    assert from_probabilities == evaluate_dataset(dominant_colour, COLOUR_CLASSES, colours)
+    assert from_probabilities["val"] == evaluate_split(dominant_colour, COLOUR_CLASSES, colours, "val")
+    assert from_probabilities["test"] is None and from_probabilities["classes"] == COLOUR_CLASSES
 
 
 def test_top_k_is_capped(always_ant, dataset):

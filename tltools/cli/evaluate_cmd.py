@@ -1,12 +1,14 @@
-"""``python -m tltools evaluate RUN_OR_MODEL DATA``: how well a trained model does on a dataset.
+"""``python -m tltools evaluate RUN_OR_MODEL [DATA]``: how well a trained model does.
 
-The model is a file saved by tltools (``.keras``/``.h5``) or a run folder;
-DATA is a ``.zip`` or a folder. For a run folder, the split settings in its
-``config.json`` (``val_fraction``, ``test_fraction``, ``seed``) are reused,
-so on the data it was trained with the val and test images are the ones the
-run held out. Output: a readable summary per split, or with ``--json`` one
-line holding ``{"classes": [...], "val": {...} | null, "test": {...} | null}``
-whose split entries are :func:`tltools.evaluation.metrics.classification_metrics`.
+``evaluate RUN`` evaluates a run folder (or run id) on its own split: the val
+and test images listed in its ``splits.csv``, checked to be unchanged (images
+added to the folder since are not part of it; gone or changed ones are an
+error). With DATA (a ``.zip`` or a folder) the model is evaluated on that
+data's val and test splits instead, made with the run's split settings; a
+model file (``.keras``/``.h5``) needs DATA. Output: a readable summary per
+split, or with ``--json`` one line holding ``{"classes": [...], "val": {...} |
+null, "test": {...} | null}`` whose split entries are
+:func:`tltools.evaluation.metrics.classification_metrics`.
 """
 
 import argparse
@@ -16,81 +18,87 @@ from pathlib import Path
 
 import pandas as pd
 
-from tltools import runs
+from tltools import paths, runs
 from tltools.data import load_dataset
 from tltools.errors import TLToolsError
-from tltools.evaluation import check_classes, evaluate_split, per_class_table
+from tltools.evaluation import EVALUATED_SPLITS, evaluate_dataset, evaluate_run, per_class_table
 from tltools.model import load_model
-from tltools.prediction import capped_top_k, check_batch_size
+from tltools.prediction import check_batch_size
 
-SPLITS = {"val": ("val",), "test": ("test",), "all": ("val", "test")}
+SPLITS = {"val": ("val",), "test": ("test",), "all": EVALUATED_SPLITS}
 
 
 def add_parser(subparsers) -> None:
     """Register the ``evaluate`` subcommand."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="measure a trained model on a dataset's val and test splits",
-        description="Evaluate a model saved by tltools (.keras/.h5) or a run folder on DATA (a .zip or a folder "
-        "of images). A run folder's split settings are reused, so its held-out images are the ones evaluated.",
+        help="measure a trained model on a run's own held-out images or on a dataset's val and test splits",
+        description="Evaluate a run folder on the val and test images its splits.csv lists (an error when any "
+        "of them is gone or changed), or a run or a model file saved by tltools (.keras/.h5) on DATA (a .zip "
+        "or a folder of images), split with the run's settings.",
     )
-    parser.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder or a model file saved by tltools")
-    parser.add_argument("data", metavar="DATA", help="a .zip archive or a folder of images with the model's classes")
+    parser.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder or run id, or a model file saved by tltools")
+    parser.add_argument("data", metavar="DATA", nargs="?",
+                        help="a .zip archive or a folder of images with the model's classes "
+                        "(default for a run: its own recorded split)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--split", choices=tuple(SPLITS), default="all",
                         help="split(s) to evaluate (default: %(default)s = val and test when present)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N",
                         help="images per batch (default: %(default)s)")
-    parser.add_argument("--top-k", type=int, default=5, metavar="K",
-                        help="k of the top-k accuracy (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=None, metavar="K",
+                        help="k of the top-k accuracy (default: the run's setting, else 5)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics; return 0."""
     check_batch_size(args.batch_size)
-    model, class_names, _ = load_model(args.model)
-    capped_top_k(args.top_k, len(class_names))
-    settings = split_settings(args.model)
-    dataset = load_dataset(args.data, **settings)
-    check_classes(class_names, dataset.classes)
+    wanted = SPLITS[args.split]
+    if _is_run(args.model):
+        info = runs.read_run(args.model)
+        dataset = runs.load_run_dataset(info) if args.data is None else load_dataset(
+            args.data, **runs.split_settings(info))
+        source = "the run's own split (splits.csv)" if args.data is None else "the run's split settings"
+        results = evaluate_run(info, dataset, splits=wanted, batch_size=args.batch_size, top_k=args.top_k)
+    else:
+        if args.data is None:
+            raise TLToolsError(f"{args.model} is a model file, not a run: give the DATA to evaluate it on")
+        model, class_names, _ = load_model(args.model)
+        dataset, source = load_dataset(args.data), "defaults"
+        results = evaluate_dataset(model, class_names, dataset, splits=wanted, batch_size=args.batch_size,
+                                   top_k=5 if args.top_k is None else args.top_k)
     for warning in dataset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    wanted = SPLITS[args.split]
-    results = {
-        split: evaluate_split(model, class_names, dataset, split, batch_size=args.batch_size, top_k=args.top_k)
-        if split in wanted else None
-        for split in SPLITS["all"]
-    }
     if all(results[split] is None for split in wanted):
         raise TLToolsError(
-            f"{args.data} has no {' or '.join(wanted)} images with {_describe(dataset)}; use data with a "
-            f"{' or '.join(f'{split}/' for split in wanted)} folder, or a run whose config.json sets "
+            f"{args.data or args.model} has no {' or '.join(wanted)} images with {_describe(dataset)}; use data "
+            f"with a {' or '.join(f'{split}/' for split in wanted)} folder, or a run whose config.json sets "
             f"{' or '.join(f'{split}_fraction' for split in wanted)} above 0"
         )
     if args.json:
-        print(json.dumps({"classes": class_names, **results}, ensure_ascii=False))
+        print(json.dumps(results, ensure_ascii=False))
     else:
-        print(format_summary(args.model, dataset, settings, results))
+        print(format_summary(args.model, dataset, source, results))
     return 0
 
 
-def split_settings(model_path) -> dict:
-    """Return the split settings a run folder's training used; {} for a model file."""
-    if not (Path(model_path) / "status.json").is_file():
-        return {}
-    return runs.split_settings(runs.read_run(model_path))
+def format_summary(model_path, dataset, source: str, results: dict) -> str:
+    """Return the evaluation as readable text: headline metrics, per-class table, confusion matrix.
 
-
-def format_summary(model_path, dataset, settings: dict, results: dict) -> str:
-    """Return the evaluation as readable text: headline metrics, per-class table, confusion matrix."""
-    source = "from the run's config.json" if settings else "defaults"
+    Args:
+        model_path: The run or model evaluated, as given.
+        dataset: The data evaluated.
+        source: Where the split came from, e.g. "the run's own split (splits.csv)".
+        results: :func:`tltools.evaluation.split_metrics`.
+    """
     lines = [
         f"Model:  {model_path}",
         f"Data:   {dataset.source} ({len(dataset.items)} images, {len(dataset.classes)} classes)",
         f"Split:  {_describe(dataset)} ({source})",
     ]
-    for split, metrics in results.items():
+    for split in EVALUATED_SPLITS:
+        metrics = results[split]
         lines.append("")
         if metrics is None:
             lines.append(f"== {split}: not evaluated (no images) ==")
@@ -100,6 +108,11 @@ def format_summary(model_path, dataset, settings: dict, results: dict) -> str:
         lines += ["Confusion matrix (rows: true class, columns: predicted):",
                   _indent(_confusion(metrics, dataset.classes))]
     return "\n".join(lines)
+
+
+def _is_run(path) -> bool:
+    """Whether ``path`` names a run (a folder with ``status.json``, or a run id) rather than a model file."""
+    return (Path(path) / "status.json").is_file() or (paths.runs_dir() / str(path) / "status.json").is_file()
 
 
 def _describe(dataset) -> str:
