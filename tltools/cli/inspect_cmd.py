@@ -3,8 +3,9 @@
 import argparse
 import json
 
+from tltools.cli.options import add_options, values_from_args
 from tltools.data import load_dataset
-from tltools.data.dataset import DEFAULT_SEED, DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
+from tltools.data.split import SplitSettings
 
 
 def add_parser(subparsers) -> None:
@@ -16,17 +17,13 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("data", help="a .zip archive or a folder of images")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--val-split", type=float, default=DEFAULT_VAL_FRACTION,
-                        help="share of each class used for validation when DATA has no val split (default: %(default)s)")
-    parser.add_argument("--test-split", type=float, default=DEFAULT_TEST_FRACTION,
-                        help="share of each class held out for testing when DATA has no test split (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split seed (default: %(default)s)")
+    add_options(parser, SplitSettings, title="split settings (as train takes them)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the dataset report; return 0."""
-    dataset = load_dataset(args.data, val_fraction=args.val_split, test_fraction=args.test_split, seed=args.seed)
+    dataset = load_dataset(args.data, split=SplitSettings(**values_from_args(args, SplitSettings, {})))
     report = dataset.report()
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
     return 0

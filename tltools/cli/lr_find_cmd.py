@@ -20,7 +20,6 @@ def add_parser(subparsers) -> None:
     add_model_options(parser)
     parser.add_argument("--phase", type=int, choices=(1, 2), default=1,
                         help="1: base frozen (default); 2: base unfrozen per --unfreeze")
-    parser.add_argument("--unfreeze", help="with --phase 2: all (default), N top layers, or block:N")
     parser.add_argument("--steps", type=int, default=100, help="most batches in the sweep (default 100)")
     parser.add_argument("--min-lr", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     parser.add_argument("--max-lr", type=float, default=1.0, help="last learning rate (default 1)")
@@ -31,8 +30,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the sweep and print the result; return 0."""
     config = config_from_args(args)
-    dataset = load_dataset(args.data, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                           seed=config.seed)
+    dataset = load_dataset(args.data, split=config)
     result = suggest_learning_rate(config, dataset, phase=args.phase, steps=args.steps,
                                    min_lr=args.min_lr, max_lr=args.max_lr)
     if args.json:

@@ -4,53 +4,28 @@ import argparse
 import json
 import sys
 
+from tltools.cli.options import add_options, values_from_args
 from tltools.data import load_dataset
-from tltools.data.augment import AugmentOptions
 from tltools.training import TrainConfig, TrainingLog, train
-from tltools.training.config import OPTIMIZERS
-
-# CLI option → TrainConfig field, for options that map one to one.
-_FIELDS = {
-    "backbone": "backbone", "weights": "weights", "image_size": "image_size", "epochs": "epochs",
-    "fine_tune_epochs": "fine_tune_epochs", "unfreeze": "unfreeze", "lr": "learning_rate",
-    "fine_tune_lr": "fine_tune_learning_rate", "optimizer": "optimizer", "batch_size": "batch_size",
-    "val_split": "val_fraction", "test_split": "test_fraction", "seed": "seed",
-    "patience": "early_stopping_patience", "class_weights": "class_weights",
-    "label_smoothing": "label_smoothing", "dense_units": "dense_units", "dropout": "dropout",
-    "pooling": "pooling",
-}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Add the options that choose the model (shared by ``train`` and ``lr-find``)."""
-    parser.add_argument("--backbone", help="backbone name (default efficientnet_lite0; see `backbones`)")
-    parser.add_argument("--weights", help="imagenet (default), none, or a path to a weights file")
-    parser.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
-    parser.add_argument("--pooling", choices=("avg", "max", "flatten"), help="pooling of the feature map (default avg)")
-    parser.add_argument("--dense-units", type=int, help="units of an extra ReLU layer in the head (default 0: none)")
-    parser.add_argument("--dropout", type=float, help="dropout before the classifier (default 0.2)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default adam)")
-    parser.add_argument("--batch-size", type=int, help="images per step (default 32)")
-    parser.add_argument("--val-split", type=float, help="validation share when DATA has no val split (default 0.2)")
-    parser.add_argument("--test-split", type=float, help="test share when DATA has no test split (default 0)")
-    parser.add_argument("--seed", type=int, help="seed of split, shuffle, augmentation and init (default 42)")
+    """Add ``--config`` and one option per :class:`TrainConfig` field (shared by ``train`` and ``lr-find``).
+
+    Names, types, choices, defaults and help all come from the fields (see :mod:`tltools.cli.options`).
+    """
     parser.add_argument("--config", help="a JSON config (as in a run's config.json); options given here override it")
-    augment = parser.add_mutually_exclusive_group()
-    augment.add_argument("--augment", dest="augment", action="store_true", default=None,
-                         help="light augmentation: flip, small rotation, zoom, contrast")
-    augment.add_argument("--no-augment", dest="augment", action="store_false", help="no augmentation (default)")
+    add_options(parser, TrainConfig, title="training settings (one per TrainConfig field)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Return the config file's settings (or the defaults) overridden by the given options."""
+    """Return the config file's settings (or the defaults) overridden by the given options.
+
+    Raises:
+        TLToolsError: The file or a setting is unusable (checked before any image is read).
+    """
     values = TrainConfig.from_file(args.config).to_dict() if args.config else {}
-    for option, field in _FIELDS.items():
-        value = getattr(args, option, None)
-        if value is not None:
-            values[field] = value
-    if args.augment is not None:
-        values["augment"] = AugmentOptions.light() if args.augment else AugmentOptions()
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_dict(values_from_args(args, TrainConfig, values))
 
 
 def add_parser(subparsers) -> None:
@@ -63,14 +38,6 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("data", help="a .zip archive or a folder of images")
     add_model_options(parser)
-    parser.add_argument("--epochs", type=int, help="phase-1 epochs, base frozen (default 10)")
-    parser.add_argument("--lr", type=float, help="phase-1 learning rate (default 1e-3)")
-    parser.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs with part of the base unfrozen (default 0)")
-    parser.add_argument("--unfreeze", help="phase 2 unfreezes: all (default), N top layers, or block:N")
-    parser.add_argument("--fine-tune-lr", type=float, help="phase-2 learning rate (default: --lr / 10)")
-    parser.add_argument("--patience", type=int, help="early-stopping patience in epochs, 0 = off (default 5)")
-    parser.add_argument("--class-weights", choices=("off", "balanced"), help="class weights (default off)")
-    parser.add_argument("--label-smoothing", type=float, help="label smoothing, 0..0.5 (default 0)")
     parser.add_argument("--out", help="the run folder to write (default: a new folder under runs/)")
     parser.add_argument("--from-run", help="continue from this run's model (new head when the classes differ)")
     parser.add_argument("--json", action="store_true", help="print the final metrics as JSON")
@@ -80,8 +47,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train and print the final metrics; return 0."""
     config = config_from_args(args)
-    dataset = load_dataset(args.data, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                           seed=config.seed)
+    dataset = load_dataset(args.data, split=config)
     progress = ProgressPrinter()
     result = train(config, dataset, log=TrainingLog(), on_update=progress, from_run=args.from_run,
                    run_dir=args.out)

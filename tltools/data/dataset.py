@@ -20,13 +20,10 @@ from tltools import fileio, housekeeping, paths
 from tltools.data.archive import Skipped, extract_zip
 from tltools.data.ingest import check_images
 from tltools.data.layout import NoImagesError, no_images_message, scan_layout
-from tltools.data.split import SPLITS, assign_splits, check_split_settings
+from tltools.data.split import SPLITS, SplitSettings, assign_splits, check_split_settings
 from tltools.errors import TLToolsError
 from tltools.limits import Limits, default_limits
 
-DEFAULT_VAL_FRACTION = 0.2
-DEFAULT_TEST_FRACTION = 0.0
-DEFAULT_SEED = 42
 IMBALANCE_RATIO = 3.0  # largest/smallest class size from which imbalance is warned about
 _ITEM_COLUMNS = ["relpath", "label", "label_index", "split", "given_split", "width", "height", "sha1"]
 
@@ -46,7 +43,8 @@ class Dataset:
         skipped: Files left out, with reasons.
         warnings: Problems that did not stop loading (imbalance, leakage, ...).
         documentation: Description files found beside the data (README, LICENSE, ...).
-        val_fraction, test_fraction, seed: How splits not given by the input were made.
+        split_settings: The settings the splits not given by the input were drawn with
+            (a record: a run's :class:`~tltools.training.TrainConfig` owns them, see :meth:`with_splits`).
     """
 
     source: str
@@ -56,9 +54,7 @@ class Dataset:
     items: pd.DataFrame
     skipped: list[Skipped]
     warnings: list[str]
-    val_fraction: float
-    test_fraction: float
-    seed: int
+    split_settings: SplitSettings
     documentation: list[str] = dataclasses.field(default_factory=list)
     _layout_warnings: list[str] = dataclasses.field(default_factory=list, repr=False)
     _lease: object = dataclasses.field(default=None, repr=False, compare=False)  # see tltools.housekeeping
@@ -97,21 +93,49 @@ class Dataset:
         counts = rows["label"].value_counts()
         return {name: int(counts.get(name, 0)) for name in self.classes}
 
-    def with_splits(self, *, val_fraction: float, test_fraction: float, seed: int) -> "Dataset":
-        """Return a copy re-split with new fractions and seed; images are not read again."""
+    @property
+    def val_fraction(self) -> float:
+        """The validation share the split was drawn with."""
+        return self.split_settings.val_fraction
+
+    @property
+    def test_fraction(self) -> float:
+        """The test share the split was drawn with."""
+        return self.split_settings.test_fraction
+
+    @property
+    def seed(self) -> int:
+        """The seed the split was drawn with."""
+        return self.split_settings.seed
+
+    def with_splits(self, settings: SplitSettings | None = None, /, **changes) -> "Dataset":
+        """Return the dataset split as ``settings`` say (e.g. a run's TrainConfig); images are not read again.
+
+        This is the one way a dataset is split: :func:`load_dataset`, the trainer and the
+        Dataset page all call it with the config's settings.
+
+        Args:
+            settings: Any :class:`SplitSettings` (a :class:`~tltools.training.TrainConfig` is one).
+            **changes: Or some of ``val_fraction``, ``test_fraction``, ``seed`` to change.
+
+        Returns:
+            ``self`` when it is already split so, else a re-split copy with its warnings recomputed.
+
+        Raises:
+            TLToolsError: A setting is out of range.
+        """
+        wanted = settings.split_settings if settings is not None else self.split_settings.replace(**changes)
+        if wanted == self.split_settings and self.items["split"].notna().all():
+            return self
         items = self.items.copy()
         items["split"] = assign_splits(
             list(items["label"]),
             [split if isinstance(split, str) else None for split in items["given_split"]],
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            seed=seed,
+            val_fraction=wanted.val_fraction,
+            test_fraction=wanted.test_fraction,
+            seed=wanted.seed,
         )
-        return _finish(
-            dataclasses.replace(
-                self, items=items, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
-            )
-        )
+        return _finish(dataclasses.replace(self, items=items, split_settings=wanted))
 
     def with_recorded_split(self, recorded: pd.DataFrame) -> "Dataset":
         """Return a copy holding only the images ``recorded`` lists, each in its recorded split.
@@ -143,7 +167,7 @@ class Dataset:
             "classes": self.class_counts(),
             "splits": {split: self.class_counts(split) for split in SPLITS if (self.items["split"] == split).any()},
             "given_splits": self.given_splits,
-            "split_settings": {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "seed": self.seed},
+            "split_settings": self.split_settings.model_dump(),
             "image_size": {
                 "min": [int(sizes["width"].min()), int(sizes["height"].min())],
                 "median": [int(sizes["width"].median()), int(sizes["height"].median())],
@@ -158,9 +182,10 @@ class Dataset:
 def load_dataset(
     source,
     *,
-    val_fraction: float = DEFAULT_VAL_FRACTION,
-    test_fraction: float = DEFAULT_TEST_FRACTION,
-    seed: int = DEFAULT_SEED,
+    split: SplitSettings | None = None,
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+    seed: int | None = None,
     limits: Limits | None = None,
     on_progress=None,
 ) -> Dataset:
@@ -169,11 +194,10 @@ def load_dataset(
     Args:
         source: A folder path, a ``.zip`` path, the archive's ``bytes``, or a
             binary file object with the archive (e.g. Streamlit's ``UploadedFile``).
-        val_fraction: Share of each class used for validation when the input
-            has no val split.
-        test_fraction: Share of each class held out for testing when the input
-            has no test split.
-        seed: Seed for the split; same data and seed give the same split.
+        split: The split settings, e.g. the run's :class:`~tltools.training.TrainConfig`;
+            defaults to :class:`~tltools.data.split.SplitSettings`' defaults.
+        val_fraction, test_fraction, seed: Or these settings one by one (each
+            overrides ``split``'s); see :class:`~tltools.data.split.SplitSettings`.
         limits: Safety limits; defaults to :func:`tltools.limits.default_limits`.
         on_progress: Optional ``callable(stage: str, done: int, total: int)``
             called while extracting and checking images.
@@ -189,15 +213,18 @@ def load_dataset(
             ``limits.max_classes``, or a class with fewer than 2 images. An
             archive extracted by this call is removed again in that case.
     """
-    check_split_settings(val_fraction, test_fraction, seed)
+    given = {name: value for name, value in
+             (("val_fraction", val_fraction), ("test_fraction", test_fraction), ("seed", seed)) if value is not None}
+    settings = split.split_settings if split is not None else SplitSettings()
+    if given:
+        settings = check_split_settings(**{**settings.model_dump(), **given})
     limits = limits or default_limits()
     progress = on_progress or (lambda stage, done, total: None)
     name, folder, extract_skipped, fresh = _materialise(source, limits, progress)
     lease = housekeeping.lease_dataset(folder)  # no cleanup deletes the folder while a Dataset of it lives
     housekeeping.maybe_clean()
     try:
-        return dataclasses.replace(_load_folder(name, folder, extract_skipped, limits, progress,
-                                                val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
+        return dataclasses.replace(_load_folder(name, folder, extract_skipped, limits, progress, settings),
                                    _lease=lease)
     except TLToolsError:
         if lease is not None:
@@ -207,8 +234,8 @@ def load_dataset(
         raise
 
 
-def _load_folder(name: str, folder: Path, extract_skipped: list[Skipped], limits: Limits, progress, *,
-                 val_fraction: float, test_fraction: float, seed: int) -> Dataset:
+def _load_folder(name: str, folder: Path, extract_skipped: list[Skipped], limits: Limits, progress,
+                 settings: SplitSettings) -> Dataset:
     """Scan, check and split the dataset in ``folder``; ``extract_skipped`` are the archive's own skips."""
     try:
         scan = scan_layout(folder)
@@ -245,13 +272,11 @@ def _load_folder(name: str, folder: Path, extract_skipped: list[Skipped], limits
         items=items,
         skipped=skipped,
         warnings=[],
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
+        split_settings=settings,
         documentation=scan.documentation,
         _layout_warnings=list(scan.warnings) + _case_warnings(classes),
     )
-    return dataset.with_splits(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    return dataset.with_splits(settings)
 
 
 def _materialise(source, limits: Limits, progress) -> tuple[str, Path, list[Skipped], bool]:

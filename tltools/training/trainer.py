@@ -149,8 +149,7 @@ def _record_failure(writer: runs.RunWriter, reason: str) -> None:
 
 def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResult:
     started = time.time()
-    keras.utils.set_random_seed(config.seed)
-    dataset = dataset.with_splits(val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed)
+    dataset = dataset.with_splits(config)  # the split is the config's: one function draws it
     classes = dataset.classes
     if dataset.split("val").empty:
         raise TLToolsError("training needs validation images; set val_fraction above 0 or add a val/ folder")
@@ -318,8 +317,7 @@ def suggest_learning_rate(
     Raises:
         TLToolsError: For unusable settings or data.
     """
-    keras.utils.set_random_seed(config.seed)
-    dataset = dataset.with_splits(val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed)
+    dataset = dataset.with_splits(config)  # the split is the config's: one function draws it
     model = _initial_model(config, dataset.classes, None, None)
     data = prepare_data(config, dataset, model.input_shape[1])
     sweep = config.replace(epochs=int(phase == 1), fine_tune_epochs=int(phase == 2))
