@@ -8,16 +8,18 @@ more train the same dataset at the same moment on a manager that allows two.
 """
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.factories import colour_images, zip_bytes
+from tests.waiting import wait_until
 from tltools import app_state, runs
 from tltools.fileio import read_json
 from tltools.training import feature_cache
+
+pytestmark = pytest.mark.slow  # every session trains real models
 
 TIMEOUT = 120
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -99,15 +101,6 @@ def rendered(app: AppTest) -> str:
     return "\n".join(str(node.proto) for node in [*app.main, *app.sidebar] if node.proto is not None)
 
 
-def wait_until(condition, what: str, seconds: float = 120) -> None:
-    """Poll ``condition()`` until it is true; fail saying ``what`` did not happen."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {seconds} s")
-        time.sleep(0.05)
-
-
 def feature_entries(dataset) -> list[dict]:
     """The feature-cache descriptions (``.json``) computed from ``dataset``'s images."""
     return [read_json(path) for path in feature_cache.features_dir().glob("*.json")
@@ -121,7 +114,7 @@ def test_sessions_queue_their_jobs_and_each_ends_with_its_own_run(app_jobs):
                 for n, (name, classes) in enumerate(UPLOADS.items())}
     jobs = {name: start(app) for name, app in sessions.items()}
     first, second, third = jobs.values()
-    wait_until(lambda: first.status == "running", "the first job did not start")
+    wait_until(lambda: first.status == "running", TIMEOUT, "the first job did not start")
 
     # One job trains, the others wait, each session seeing only its own place.
     assert (second.status, third.status) == ("queued", "queued")

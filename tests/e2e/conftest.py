@@ -11,11 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -107,15 +108,18 @@ class Server:
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not _healthy(f"{self.url}/_stcore/health"):
+
+        def serving() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"streamlit exited with status {self.process.returncode} before serving; see {log_path}")
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"streamlit did not answer {self.url}/_stcore/health within {SERVER_START_SECONDS} s; "
-                            f"see {log_path}")
-            time.sleep(0.5)
+            return _healthy(f"{self.url}/_stcore/health")
+
+        try:
+            wait_until(serving, SERVER_START_SECONDS, f"streamlit did not answer {self.url}/_stcore/health; "
+                                                      f"see {log_path}", interval=0.5)
+        except AssertionError as error:
+            self.stop()
+            pytest.fail(str(error))
 
     def kill(self) -> None:
         """SIGKILL the server's whole process group, as a crash or the OOM killer would, and reap it."""

@@ -7,6 +7,7 @@ Playwright or ``/usr/bin/chromium`` is missing.
 """
 
 import contextlib
+import json
 import re
 import time
 import zipfile
@@ -69,6 +70,14 @@ def class_names(archive: Path) -> list[str]:
         return sorted({name.split("/")[2] for name in opened.namelist() if name.split("/")[1] == "train"})
 
 
+# Waits (checking every 100 ms) until the live state differs from ``last`` or the run has ended.
+NEXT_LIVE = """(last) => {
+    const state = (READ_LIVE)();
+    const ended = /Training (completed|stopped|failed)/.test(document.body.innerText);
+    return (ended || JSON.stringify(state) !== last) && {state, ended};
+}""".replace("READ_LIVE", READ_LIVE)
+
+
 def watch_training(page, artifacts: Path) -> list[dict]:
     """Read the live charts until training ends; return every distinct state seen while it was running.
 
@@ -76,22 +85,28 @@ def watch_training(page, artifacts: Path) -> list[dict]:
     plus the progress text. The test takes the "train-running" screenshot once the
     loss chart shows its first epoch.
     """
-    done = page.get_by_text(re.compile(r"Training (completed|stopped)"))
-    failed = page.get_by_text("Training failed")
-    seen, shot = [], False
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    seen, shot, last = [], False, None
     deadline = time.monotonic() + TRAIN_SECONDS
-    while time.monotonic() < deadline:
-        if done.count() or failed.count():
+    while True:
+        remaining_ms = (deadline - time.monotonic()) * 1000
+        try:
+            assert remaining_ms > 0
+            change = page.wait_for_function(NEXT_LIVE, arg=json.dumps(last, separators=(",", ":")),
+                                            timeout=remaining_ms, polling=100).json_value()
+        except (AssertionError, PlaywrightTimeout):
+            pytest.fail(f"training did not end within {TRAIN_SECONDS} s; states seen: {seen}")
+        if change["ended"]:
             break
-        state = page.evaluate(READ_LIVE)
-        if state["progress"] is not None and (not seen or state != seen[-1]):
-            seen.append(state)
-            if state["loss"] and not shot:
+        last = change["state"]
+        if last["progress"] is not None:
+            seen.append(last)
+            if last["loss"] and not shot:
                 screenshot(page, artifacts, "train-running")
                 shot = True
-        page.wait_for_timeout(200)
+    failed = page.get_by_text("Training failed")
     assert not failed.count(), failed.first.inner_text()
-    assert done.count(), f"training did not end within {TRAIN_SECONDS} s; states seen: {seen}"
     return seen
 
 

@@ -10,19 +10,48 @@ from pathlib import Path
 PAGE_MS = 60_000  # a page's first run (imports TensorFlow, builds the preview model)
 
 
+_APP = '[data-testid="stApp"]'
+# Counts the app's script runs that begin from now on: Streamlit flips the stApp element's
+# data-test-script-state to "running" when a rerun starts and back when it ends.
+_COUNT_RUNS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__tltoolsRuns = 0;
+    if (window.__tltoolsRunWatch) window.__tltoolsRunWatch.disconnect();
+    window.__tltoolsRunWatch = new MutationObserver((changes) => {
+        for (const change of changes)
+            if (change.target.getAttribute("data-test-script-state") === "running" || change.oldValue === "running")
+                window.__tltoolsRuns += 1;
+    });
+    window.__tltoolsRunWatch.observe(app, {attributes: true, attributeOldValue: true,
+                                           attributeFilter: ["data-test-script-state"]});
+}"""
+
+
+def expect_rerun(page) -> None:
+    """Start counting the app's reruns; the next :func:`wait_for_run` then waits for one that began after this."""
+    page.evaluate(_COUNT_RUNS)
+
+
 def wait_for_run(page, timeout: int = PAGE_MS) -> None:
-    """Wait until the app's script is connected and no longer running."""
+    """Wait until the app's script is connected and no longer running.
+
+    After :func:`expect_rerun` it first waits for a rerun to have begun since then,
+    so an action's rerun that has not started yet is not mistaken for a finished one.
+    """
     from playwright.sync_api import expect
 
-    page.wait_for_timeout(300)  # lets a rerun that was just triggered begin
-    expect(page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]')).to_be_attached(
-        timeout=timeout)
-    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_be_attached(
-        timeout=timeout)
+    if page.evaluate("() => window.__tltoolsRuns !== undefined"):
+        page.wait_for_function("() => window.__tltoolsRuns > 0", timeout=timeout)
+        page.evaluate("() => { window.__tltoolsRunWatch.disconnect(); delete window.__tltoolsRuns; }")
+    expect(page.locator(f'{_APP}[data-test-connection-state="CONNECTED"]')).to_be_attached(timeout=timeout)
+    expect(page.locator(f'{_APP}[data-test-script-state="notRunning"]')).to_be_attached(timeout=timeout)
 
 
 def open_page(page, title: str) -> None:
-    """Go to a page through the sidebar navigation (the session and its state stay), and wait for its title."""
+    """Go to a page through the sidebar navigation (the session and its state stay), and wait for its title.
+
+    The new page's title appears only once its run has begun; then its run is waited for.
+    """
     from playwright.sync_api import expect
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
@@ -35,6 +64,8 @@ def set_number(page, label: str, value: int) -> None:
     from playwright.sync_api import expect
 
     field = page.get_by_label(label, exact=True)
+    if field.input_value() != str(value):  # an unchanged value triggers no rerun
+        expect_rerun(page)
     field.fill(str(value))
     field.press("Enter")
     expect(field).to_have_value(str(value))
@@ -48,6 +79,8 @@ def choose(page, key: str, option: str) -> None:
     box = page.locator(f".st-key-{key}")
     field = box.get_by_role("combobox")
     box.scroll_into_view_if_needed()
+    if field.input_value() != option:  # choosing the current option triggers no rerun
+        expect_rerun(page)
     box.get_by_role("button", name="Open").click()
     page.get_by_role("option").filter(has_text=re.compile(rf"^{re.escape(option)}$")).click()
     expect(field).to_have_value(option)
@@ -63,6 +96,7 @@ def screenshot(page, artifacts: Path, name: str) -> None:
     size = page.viewport_size
     height = page.evaluate("() => (document.querySelector('[data-testid=stMain]') || document.body).scrollHeight")
     page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 10_000)})
-    page.wait_for_timeout(500)  # charts re-layout
+    # Charts re-layout to the new size on the next frames; wait for two of them to be drawn.
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
     page.screenshot(path=artifacts / "screenshots" / f"{name}.png", full_page=True)
     page.set_viewport_size(size)
