@@ -5,11 +5,13 @@ import streamlit as st
 
 from tltools import app_state
 from tltools.charts.dataset import class_counts_figure
+from tltools.checked import bounds, choices_of, field_info
 from tltools.data import load_dataset, load_image
 from tltools.data.augment import AugmentOptions, augmentation_preview
 from tltools.data.uploads import list_uploaded_datasets
 from tltools.errors import TLToolsError
 from tltools.streamlit_bridge import config, require_app, show_error, update_config
+from tltools.training import TrainConfig
 
 require_app()
 
@@ -27,11 +29,8 @@ def load(source, origin: str) -> None:
     def progress(stage: str, done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"{stage.capitalize()}… {done}/{total}")
 
-    settings = config()
     try:
-        st.session_state[app_state.DATASET] = load_dataset(
-            source, val_fraction=settings.val_fraction, test_fraction=settings.test_fraction, seed=settings.seed,
-            on_progress=progress)
+        st.session_state[app_state.DATASET] = load_dataset(source, split=config(), on_progress=progress)
         st.session_state[app_state.DATASET_ORIGIN] = origin
     except TLToolsError as error:
         show_error(error)
@@ -59,20 +58,23 @@ if dataset is None:
     st.stop()
 
 with st.expander("Split", expanded=False):
+    # The split settings live in the session's TrainConfig; the dataset shown is split from them.
     given = dataset.given_splits
     st.caption(f"Splits given by the data: {', '.join(given) or 'none'}; the others are drawn per class.")
-    val = st.slider("Validation share", 0.05, 0.5, dataset.val_fraction, 0.05, disabled="val" in given,
-                    key="dataset_val_fraction")
-    test = st.slider("Test share", 0.0, 0.4, dataset.test_fraction, 0.05, disabled="test" in given,
-                     key="dataset_test_fraction")
-    seed = st.number_input("Seed", 0, 2**31 - 1, dataset.seed, key="dataset_seed")
-    if (val, test, seed) != (dataset.val_fraction, dataset.test_fraction, dataset.seed):
+    settings = config()
+    val = st.slider("Validation share", *TrainConfig.bounds("val_fraction"), settings.val_fraction, 0.05,
+                    disabled="val" in given, help=TrainConfig.help("val_fraction"), key="dataset_val_fraction")
+    test = st.slider("Test share", *TrainConfig.bounds("test_fraction"), settings.test_fraction, 0.05,
+                     disabled="test" in given, help=TrainConfig.help("test_fraction"), key="dataset_test_fraction")
+    seed = st.number_input("Seed", *TrainConfig.bounds("seed"), settings.seed, help=TrainConfig.help("seed"),
+                           key="dataset_seed")
+    if (val, test, seed) != (settings.val_fraction, settings.test_fraction, settings.seed):
         try:
-            dataset = dataset.with_splits(val_fraction=val, test_fraction=test, seed=int(seed))
-            st.session_state[app_state.DATASET] = dataset
             update_config(val_fraction=val, test_fraction=test, seed=int(seed))
         except TLToolsError as error:
             show_error(error)
+    dataset = dataset.with_splits(config())  # the same dataset when its split already is the config's
+    st.session_state[app_state.DATASET] = dataset
 
 report = dataset.report()
 columns = st.columns([2, 1, 1, 1])
@@ -100,15 +102,22 @@ st.subheader("Augmentation")
 st.caption("Random changes to training images only, applied per batch. Off by default: with the base frozen "
            "and no augmentation, training is fastest.")
 augment = config().augment
-flips = [None, "horizontal", "vertical", "horizontal_and_vertical"]
+flips = [None, *(mode for mode in choices_of(field_info(AugmentOptions, "flip").annotation) if mode)]
 columns = st.columns(5)
 flip = columns[0].selectbox("Flip", flips, flips.index(augment.flip), format_func=lambda mode: mode or "off",
-                            key="dataset_aug_flip")
-rotation = columns[1].slider("Rotation", 0.0, 0.5, augment.rotation, 0.05, key="dataset_aug_rotation",
-                             help="fraction of a full turn, either way")
-zoom = columns[2].slider("Zoom", 0.0, 0.5, augment.zoom, 0.05, key="dataset_aug_zoom")
-contrast = columns[3].slider("Contrast", 0.0, 0.5, augment.contrast, 0.05, key="dataset_aug_contrast")
-translation = columns[4].slider("Shift", 0.0, 0.3, augment.translation, 0.05, key="dataset_aug_translation")
+                            help=field_info(AugmentOptions, "flip").description, key="dataset_aug_flip")
+
+
+def strength(column, label: str, name: str) -> float:
+    """A slider for one augmentation strength, with the range and help its AugmentOptions field declares."""
+    return column.slider(label, *bounds(AugmentOptions, name), getattr(augment, name), 0.05,
+                         help=field_info(AugmentOptions, name).description, key=f"dataset_aug_{name}")
+
+
+rotation = strength(columns[1], "Rotation", "rotation")
+zoom = strength(columns[2], "Zoom", "zoom")
+contrast = strength(columns[3], "Contrast", "contrast")
+translation = strength(columns[4], "Shift", "translation")
 options = AugmentOptions(flip=flip, rotation=rotation, zoom=zoom, contrast=contrast, translation=translation)
 if options != augment:
     update_config(augment=options)

@@ -6,7 +6,7 @@ from tltools import app_state
 from tltools.data import load_dataset
 from tltools.data.sample import PER_CLASS, sample_digits_dataset
 from tltools.errors import TLToolsError
-from tltools.streamlit_bridge import require_app, show_error
+from tltools.streamlit_bridge import config, require_app, show_error
 
 require_app()
 
@@ -46,7 +46,7 @@ if st.button("Try it with sample data", type="primary", icon=":material/play_arr
     try:
         with st.spinner("Preparing the sample digits…"):
             folder = sample_digits_dataset()
-            st.session_state[app_state.DATASET] = load_dataset(folder)
+            st.session_state[app_state.DATASET] = load_dataset(folder, split=config())  # the config's split
             st.session_state[app_state.DATASET_ORIGIN] = str(folder)
     except TLToolsError as error:
         show_error(error)

@@ -22,7 +22,8 @@ from tltools.streamlit_bridge import (
     show_error,
     update_config,
 )
-from tltools.training.config import POOLINGS
+from tltools.training import TrainConfig
+from tltools.training.config import POOLINGS, unfreeze_problem
 
 require_app()
 
@@ -52,8 +53,9 @@ st.dataframe(pd.DataFrame([{"backbone": spec.name, "parameters": spec.params, "i
              hide_index=True, column_config={"parameters": st.column_config.NumberColumn(format="compact")})
 names = [spec.name for spec in specs]
 backbone = st.selectbox("Backbone", names, index=names.index(config().backbone), key="model_backbone")
-if backbone != config().backbone:
-    save(backbone=backbone, image_size=None)
+if backbone != config().backbone:  # an unfreeze setting the new backbone lacks (a block) goes back to "all"
+    save(backbone=backbone, image_size=None,
+         unfreeze="all" if unfreeze_problem(backbone, config().unfreeze) else config().unfreeze)
 spec = get_backbone(backbone)
 
 current = config().weights if config().weights in WEIGHTS else "file"
@@ -85,14 +87,18 @@ if source == "imagenet" and not spec.offline:
 
 st.subheader("Input and head")
 size_column, pooling_column, dense_column, dropout_column = st.columns(4)
-size = size_column.number_input("Input size (pixels)", spec.min_size, 1024,
+# Ranges and help come from TrainConfig's fields (the backbone sets the smallest input size).
+size = size_column.number_input("Input size (pixels)", spec.min_size, TrainConfig.bounds("image_size")[1],
                                 max(config().image_size or spec.default_size, spec.min_size),
                                 help=f"{spec.name} was trained at {spec.default_size}; larger is slower.",
                                 key=f"model_image_size_{spec.name}")
-pooling = pooling_column.selectbox("Pooling", POOLINGS, index=POOLINGS.index(config().pooling), key="model_pooling")
-dense = dense_column.number_input("Extra dense units (0: none)", 0, 65_536, config().dense_units, step=64,
+pooling = pooling_column.selectbox("Pooling", POOLINGS, index=POOLINGS.index(config().pooling),
+                                   help=TrainConfig.help("pooling"), key="model_pooling")
+dense = dense_column.number_input("Extra dense units (0: none)", *TrainConfig.bounds("dense_units"),
+                                  config().dense_units, step=64, help=TrainConfig.help("dense_units"),
                                   key="model_dense_units")
-dropout = dropout_column.slider("Dropout", 0.0, 0.95, float(config().dropout), 0.05, key="model_dropout")
+dropout = dropout_column.slider("Dropout", *TrainConfig.bounds("dropout"), float(config().dropout), 0.05,
+                                help=TrainConfig.help("dropout"), key="model_dropout")
 save(image_size=None if size == spec.default_size else int(size), pooling=pooling, dense_units=int(dense),
      dropout=dropout)
 

@@ -6,8 +6,8 @@ import streamlit as st
 from tltools import app_state
 from tltools.charts.training import batch_loss_figure, epoch_curves_figure, lr_finder_figure
 from tltools.errors import TLToolsError
-from tltools.training import suggest_learning_rate
-from tltools.training.config import OPTIMIZERS
+from tltools.training import TrainConfig, suggest_learning_rate
+from tltools.training.config import CLASS_WEIGHTS, OPTIMIZERS
 from tltools.streamlit_bridge import (
     config,
     current_job,
@@ -22,6 +22,9 @@ require_app()
 
 # Learning rates offered by the log-scale sliders: 1e-5 … 1e-1, four steps per decade.
 RATES = [float(f"{rate:.2g}") for rate in np.logspace(-5, -1, 17)]
+# Batch sizes offered: powers of two within TrainConfig's range for batch_size.
+BATCH_SIZES = [size for size in (4, 8, 16, 32, 64, 128) if TrainConfig.bounds("batch_size")[0] <= size
+               <= TrainConfig.bounds("batch_size")[1]]
 REFRESH_SECONDS = 1.0
 
 
@@ -51,24 +54,32 @@ st.caption(f"{settings.backbone} on **{dataset.source}** ({len(dataset.classes)}
 left, right = st.columns(2)
 with left:
     st.session_state.setdefault("train_lr", nearest_rate(settings.learning_rate))  # the LR finder moves it too
+    # Ranges and help come from TrainConfig's fields.
     learning_rate = st.select_slider("Learning rate (log scale)", RATES, format_func=lambda rate: f"{rate:.0e}",
-                                     key="train_lr")
-    epochs = st.number_input("Epochs (head on frozen base)", 1, 500, settings.epochs, key="train_epochs")
-    batch_size = st.select_slider("Batch size", [4, 8, 16, 32, 64, 128], settings.batch_size, key="train_batch")
-    optimizer = st.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(settings.optimizer), key="train_optimizer")
+                                     help=TrainConfig.help("learning_rate"), key="train_lr")
+    epochs = st.number_input("Epochs (head on frozen base)", *TrainConfig.bounds("epochs"), settings.epochs,
+                             help=TrainConfig.help("epochs"), key="train_epochs")
+    batch_size = st.select_slider("Batch size", BATCH_SIZES, settings.batch_size, help=TrainConfig.help("batch_size"),
+                                  key="train_batch")
+    optimizer = st.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(settings.optimizer),
+                             help=TrainConfig.help("optimizer"), key="train_optimizer")
 with right:
-    fine_tune_epochs = st.number_input("Fine-tuning epochs (0 = skip)", 0, 500, settings.fine_tune_epochs,
+    fine_tune_epochs = st.number_input("Fine-tuning epochs (0 = skip)", *TrainConfig.bounds("fine_tune_epochs"),
+                                       settings.fine_tune_epochs, help=TrainConfig.help("fine_tune_epochs"),
                                        key="train_ft_epochs")
     fine_tune_lr = st.select_slider("Fine-tuning learning rate", RATES,
                                     nearest_rate(settings.fine_tune_learning_rate or learning_rate / 10),
                                     format_func=lambda rate: f"{rate:.0e}", key="train_ft_lr",
-                                    disabled=not fine_tune_epochs)
+                                    help=TrainConfig.help("fine_tune_learning_rate"), disabled=not fine_tune_epochs)
     st.caption(f"Fine-tuning unfreezes: **{settings.unfreeze}** (set on the Model page).")
-    class_weights = st.radio("Class weights", ["off", "balanced"], ["off", "balanced"].index(settings.class_weights),
-                             horizontal=True, key="train_class_weights")
-    patience = st.number_input("Early-stopping patience (epochs, 0 = off)", 0, 100,
-                               settings.early_stopping_patience, key="train_patience")
-    label_smoothing = st.slider("Label smoothing", 0.0, 0.3, settings.label_smoothing, 0.05, key="train_smoothing")
+    class_weights = st.radio("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(settings.class_weights),
+                             horizontal=True, help=TrainConfig.help("class_weights"), key="train_class_weights")
+    patience = st.number_input("Early-stopping patience (epochs, 0 = off)",
+                               *TrainConfig.bounds("early_stopping_patience"),
+                               settings.early_stopping_patience, help=TrainConfig.help("early_stopping_patience"),
+                               key="train_patience")
+    label_smoothing = st.slider("Label smoothing", *TrainConfig.bounds("label_smoothing"), settings.label_smoothing,
+                                0.05, help=TrainConfig.help("label_smoothing"), key="train_smoothing")
 
 try:
     settings = update_config(learning_rate=learning_rate, epochs=int(epochs), batch_size=batch_size,

@@ -17,7 +17,8 @@ DATASET = "dataset"
 # What DATASET was loaded from (an upload's file id or a folder), to avoid reloading on reruns.
 DATASET_ORIGIN = "dataset_origin"
 # The TrainConfig being put together: Dataset page (split, augmentation), Model page
-# (backbone, weights, head, unfreeze), Train page (learning rates, epochs, ...).
+# (backbone, weights, head, unfreeze), Train page (learning rates, epochs, ...). It is the one
+# holder of the split settings: DATASET is always split as it says (Dataset.with_splits).
 CONFIG = "train_config"
 # The id of this session's latest training job (also in the URL as ?job=...).
 JOB_ID = "job_id"

@@ -5,6 +5,9 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from tests.factories import class_images, image_bytes, zip_bytes
+from tltools.checked import bounds, field_info
+from tltools.data.augment import AugmentOptions
+from tltools.training import TrainConfig
 
 TIMEOUT = 60
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -61,6 +64,33 @@ def test_moving_the_validation_slider_resplits_without_reupload():
     app.slider(key="dataset_val_fraction").set_value(0.5).run()
     after = app.session_state["dataset"].report()["splits"]["val"]
     assert sum(before.values()) == 4 and sum(after.values()) == 10
+
+
+def test_the_split_lives_in_the_config_and_the_dataset_shown_is_split_from_it():
+    app = upload(open_app(), "pets.zip", zip_bytes(class_images(("cat", "dog"), per_class=10)))
+    app.slider(key="dataset_val_fraction").set_value(0.5)
+    app.number_input(key="dataset_seed").set_value(7).run()
+    config, dataset = app.session_state["train_config"], app.session_state["dataset"]
+    assert (config.val_fraction, config.seed) == (0.5, 7)
+    assert dataset.split_settings == config.split_settings
+    # Settings changed elsewhere (a config loaded for another run, say) re-split the dataset shown here.
+    app.switch_page("pages/train.py").run()
+    app.session_state["train_config"] = config.replace(val_fraction=0.2, seed=3)
+    app.switch_page("pages/dataset.py").run()
+    assert not app.exception, app.exception
+    assert sum(app.session_state["dataset"].class_counts("val").values()) == 4
+    assert app.slider(key="dataset_val_fraction").value == 0.2
+
+
+def test_split_and_augmentation_widgets_take_their_range_and_help_from_the_settings_fields():
+    app = upload(open_app(), "pets.zip", zip_bytes(class_images(("cat", "dog"), per_class=4)))
+    for key, name in (("dataset_val_fraction", "val_fraction"), ("dataset_test_fraction", "test_fraction")):
+        slider = app.slider(key=key)
+        assert (slider.min, slider.max) == TrainConfig.bounds(name) and slider.help == TrainConfig.help(name)
+    for name in ("rotation", "zoom", "contrast", "translation"):
+        slider = app.slider(key=f"dataset_aug_{name}")
+        assert (slider.min, slider.max) == bounds(AugmentOptions, name), name
+        assert slider.help == field_info(AugmentOptions, name).description, name
 
 
 def test_warnings_from_the_report_are_shown():

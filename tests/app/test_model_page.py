@@ -9,6 +9,7 @@ from tests.factories import class_images, write_tree
 from tltools import app_state, paths
 from tltools.backbones import create_backbone, list_backbones
 from tltools.data import load_dataset
+from tltools.training import TrainConfig
 
 TIMEOUT = 120
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -110,6 +111,22 @@ def test_unfreezing_by_block_saves_block_n_and_trains_only_that_block_on(app):
     trained = layer_table(app).query("trainable")
     assert set(trained["block"].dropna()) == {"6", "7"}
     assert metric(app, "Phase 1 trains (head only)") < metric(app, "Phase 2 trains") < everything
+
+
+def test_head_widgets_take_their_range_and_help_from_the_config_fields(app):
+    for widget, name in ((app.number_input(key="model_dense_units"), "dense_units"),
+                         (app.slider(key="model_dropout"), "dropout")):
+        assert (widget.min, widget.max) == TrainConfig.bounds(name), name
+        assert widget.help == TrainConfig.help(name) != "", name
+    assert app.number_input(key=f"model_image_size_{DEFAULT}").max == TrainConfig.bounds("image_size")[1]
+
+
+def test_switching_to_a_backbone_without_that_block_resets_unfreeze_instead_of_refusing(app):
+    rerun(app.radio(key=f"model_unfreeze_mode_{DEFAULT}").set_value("by block"))
+    rerun(app.select_slider(key=f"model_unfreeze_block_{DEFAULT}").set_value("6"))
+    rerun(app.selectbox(key="model_backbone").select("inception_v3"))  # it has no named blocks
+    assert (saved(app).backbone, saved(app).unfreeze) == ("inception_v3", "all")
+    assert not app.error
 
 
 def test_a_backbone_without_named_blocks_unfreezes_by_layers_only(app):

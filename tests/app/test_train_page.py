@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.factories import fast_config
 from tltools import app_state
+from tltools.training import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -35,6 +36,24 @@ def test_sliders_set_the_sessions_training_config(colours):
     config = app.session_state[app_state.CONFIG]
     assert (config.learning_rate, config.epochs, config.fine_tune_epochs) == (1e-2, 3, 0)
     assert config.fine_tune_learning_rate is None
+
+
+def test_widgets_take_their_range_and_help_from_the_config_fields(colours):
+    app = train_page(colours)
+    for widget, name in ((app.number_input(key="train_epochs"), "epochs"),
+                         (app.number_input(key="train_ft_epochs"), "fine_tune_epochs"),
+                         (app.number_input(key="train_patience"), "early_stopping_patience"),
+                         (app.slider(key="train_smoothing"), "label_smoothing")):
+        assert (widget.min, widget.max) == TrainConfig.bounds(name), name
+        assert widget.help == TrainConfig.help(name) != "", name
+
+
+def test_an_out_of_range_setting_is_one_error_line_and_the_config_keeps_its_last_good_value(colours):
+    app = train_page(colours)
+    app.number_input(key="train_epochs").set_value(0).run()  # with no fine-tuning epochs either: nothing to train
+    assert [error.value for error in app.error] == [
+        "epochs and fine_tune_epochs are both 0; train for at least one epoch"]
+    assert app.session_state[app_state.CONFIG].epochs == 10
 
 
 def test_fine_tuning_settings_default_to_a_tenth_of_the_learning_rate(colours):
