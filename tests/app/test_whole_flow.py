@@ -9,7 +9,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tltools import app_state
+from tltools.model import load_model
+from tltools.prediction import predict_images
 
+# Two epochs at 64 px reached 71.5 % (validation) and 72.5 % (test) when measured; chance is 8 %.
+ACCURACY_FLOOR = 60
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
@@ -54,13 +58,17 @@ def test_from_a_zip_to_an_evaluated_model_and_a_prediction(flowers12):
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
     heatmaps = [chart for chart in charts if chart["data"] and chart["data"][0]["type"] == "heatmap"]
     assert heatmaps and heatmaps[0]["data"][0]["x"] == dataset.classes  # predicted classes across the matrix
-    accuracy = [metric for metric in app.metric if metric.label.lower().startswith("accuracy")]
-    assert accuracy
+    accuracies = [float(metric.value.rstrip("%")) for metric in app.metric if metric.label == "Accuracy"]
+    assert accuracies and min(accuracies) >= ACCURACY_FLOOR, accuracies
 
     app.switch_page("pages/predict.py").run()
-    photo = next((flowers12 / "test" / "sunflower").iterdir())
-    app.file_uploader(key="predict_images").set_value((photo.name, photo.read_bytes(), "image/jpeg"))
+    photos = [photo for name in dataset.classes for photo in sorted((flowers12 / "test" / name).iterdir())[:3]]
+    app.file_uploader(key="predict_images").set_value([(p.name, p.read_bytes(), "image/jpeg") for p in photos])
     app.run()
     assert not app.exception, app.exception
-    table = app.dataframe[0].value
-    assert len(table) == 1 and table.iloc[0]["predicted"] in dataset.classes
+    shown = list(app.dataframe[0].value["predicted"])
+    model, classes, _ = load_model(job.run_dir)
+    expected = [prediction.top[0]["label"] for prediction in predict_images(model, classes, photos)]
+    assert shown == expected, "the page shows the run's own predictions, one row per photo, in upload order"
+    right = sum(label == photo.parent.name for label, photo in zip(shown, photos))
+    assert right >= len(photos) / 2, f"only {right} of {len(photos)} test photos predicted right: {shown}"
