@@ -1,0 +1,269 @@
+"""Auto mode: find the best model for a dataset within a time budget, and train it as an ordinary run.
+
+:func:`run_auto` does, within ``time_budget_s`` seconds (feature extraction and
+the final run included):
+
+1. **Backbones** (:mod:`tltools.auto.candidates`): offline ones first, then those
+   whose weights are already downloaded; each one's extraction cost is estimated
+   from its measured images/s, and the features of those that fit are extracted
+   into the trainer's feature cache (or found there).
+2. **Head search** (:mod:`tltools.auto.search`): Optuna's TPE sampler and median
+   pruner over learning rate, optimizer and weight decay, dropout, label
+   smoothing, hidden units, class weights and backbone, each trial a head
+   trained to convergence on the cached features. Trial 0 is the default
+   config's head with its own epochs and patience, so the choice is never worse
+   on validation than the plain default. Decisions use the training and
+   validation splits only (k-fold on train+val when validation is small);
+   the test split is looked at only by the final run's evaluation.
+3. **Result**: the winner is trained by :func:`tltools.training.train` into an
+   ordinary run folder (model, metrics, exports work as for any run), with
+   ``trials.csv`` and ``auto.json`` beside them (:mod:`tltools.auto.report`).
+
+The same data, budget, seed and trial count give the same choice; when the
+budget, not ``max_trials``, ends the search, a slower machine may run fewer trials.
+"""
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tltools.auto.budget import Deadline
+from tltools.auto.candidates import BackboneFeatures, SkippedBackbone, extract_candidates
+from tltools.auto.report import AUTO_FILE, TRIALS_FILE, describe, leaderboard, read_trials, why, write_report
+from tltools.auto.search import FeatureSplits, HeadSearch, SearchSpace, TrialRecord
+from tltools.data.augment import AugmentOptions
+from tltools.data.dataset import Dataset
+from tltools.data.split import SPLITS
+from tltools.errors import TLToolsError
+from tltools.training import StopRequest, TrainConfig, TrainResult, train
+from tltools.training.feature_cache import image_table
+
+__all__ = ["AUTO_FILE", "TRIALS_FILE", "AutoResult", "Deadline", "SearchSpace", "TrialRecord", "describe",
+           "leaderboard", "read_trials", "run_auto"]
+
+# Share of the budget kept for the search and the final run while features are extracted.
+SEARCH_SHARE = 0.4
+# Epoch cap and early-stopping patience of every search trial but the default's (trial 0).
+SCHEDULE = (200, 15)
+# Fewer validation images than this: trials score by k-fold on train+val.
+KFOLD_BELOW = 100
+# Seconds the final run needs beyond fitting: saving the model, evaluating, writing the run folder.
+FINAL_OVERHEAD_S = 6.0
+# Least seconds the trainer takes per epoch on cached features (its pipeline, callbacks and logging).
+TRAINER_EPOCH_S = 0.25
+
+
+@dataclasses.dataclass
+class AutoResult:
+    """What :func:`run_auto` produced.
+
+    Attributes:
+        result: The final run (as :func:`tltools.training.train` returns it).
+        trials: Every trial, in order.
+        chosen: The trial whose settings the run trained.
+        config: The run's settings.
+        why: One line saying why these settings won.
+        skipped: Backbones not used, with reasons.
+        seconds: Wall time of the whole auto run.
+        summary: The content of ``auto.json``.
+    """
+
+    result: TrainResult
+    trials: list[TrialRecord]
+    chosen: TrialRecord
+    config: TrainConfig
+    why: str
+    skipped: list[SkippedBackbone]
+    seconds: float
+    summary: dict
+
+    @property
+    def run(self):
+        """The run folder as read back (:class:`tltools.runs.RunInfo`)."""
+        return self.result.run
+
+
+def run_auto(
+    dataset: Dataset,
+    *,
+    time_budget_s: float = 600.0,
+    seed: int | None = None,
+    base_config: TrainConfig | None = None,
+    on_trial=None,
+    runs_root: Path | None = None,
+    backbones: list[str] | None = None,
+    max_backbones: int | None = None,
+    max_trials: int = 200,
+    log=None,
+    clock=time.monotonic,
+) -> AutoResult:
+    """Search backbones and head settings within a time budget and train the best as an ordinary run.
+
+    Args:
+        dataset: The data; split as ``base_config`` says, like any run.
+        time_budget_s: Seconds for everything, extraction and final run included.
+        seed: Seed of the split, the search and the run; None uses ``base_config``'s.
+        base_config: The plain settings auto mode starts from and never does worse than
+            (trial 0); its head settings are the defaults of the search. None: ``TrainConfig()``.
+        on_trial: Optional ``callable(TrialRecord)`` after each trial (a live leaderboard).
+        runs_root: Folder for the run folder; defaults to :func:`tltools.paths.runs_dir`.
+        backbones: Registry names to consider; None: every backbone usable without a download.
+        max_backbones: Most backbones to extract features for (None: as many as fit).
+        max_trials: Most trials, the default's included.
+        log: Optional ``callable(line)`` told each step.
+        clock: Monotonic time source shared by every deadline check.
+
+    Returns:
+        The run, every trial, the chosen one and why.
+
+    Raises:
+        TLToolsError: Unusable settings or data, or not even one backbone's features fit the budget.
+    """
+    say = log or (lambda line: None)
+    deadline = Deadline(time_budget_s, clock=clock)
+    base = base_config or TrainConfig()
+    if seed is not None:
+        base = _replace(base, seed=seed)
+    seed = base.seed
+    split = _run_split(dataset, base)
+    if split.split("val").empty:
+        raise TLToolsError("auto mode needs validation images; set val_fraction above 0 or add a val/ folder")
+    if base.augment.enabled or base.fine_tune_epochs:
+        say("auto mode searches the head on cached features: augmentation and fine-tuning of the base "
+            "settings are not used")
+
+    wanted = backbones if backbones is not None else None
+    if wanted is not None and base.backbone in wanted:
+        wanted = [base.backbone, *[name for name in wanted if name != base.backbone]]
+    got, skipped = extract_candidates(
+        split, deadline, backbones=wanted, weights=base.weights, image_size=base.image_size, pooling=base.pooling,
+        batch_size=base.batch_size, keep=SEARCH_SHARE * deadline.seconds, max_backbones=max_backbones, log=say)
+    by_name = {item.backbone: item for item in got}
+
+    data = _feature_splits(split, got)
+    default = _default_params(base, got)
+    search = HeadSearch(data, seed=seed, default=default,
+                        default_schedule=(base.epochs, base.early_stopping_patience), schedule=SCHEDULE,
+                        batch_size=base.batch_size, kfold_below=KFOLD_BELOW, clock=clock)
+    scheme = f"{search.kfold}-fold on train+val" if search.kfold > 1 else "scored on the validation split"
+    say(f"head search on {', '.join(by_name)}: {scheme}")
+
+    def final_reserve(records) -> float:
+        """Seconds the final run of the best trial so far would need (the most any trial would)."""
+        slowest_build = max(item.build_seconds for item in got)
+        scored = [record for record in records if record.score is not None and record.epochs]
+        epoch = max((record.seconds / record.epochs for record in scored), default=0.0)
+        searched = [record.epochs / search.kfold for record in scored if record.number > 0]
+        epochs = max([base.epochs, *searched] if searched else [base.epochs, SCHEDULE[0] / 4])
+        return 2 * slowest_build + epochs * max(TRAINER_EPOCH_S, 3 * epoch) + FINAL_OVERHEAD_S
+
+    while len(search.records) < max_trials:
+        reserve = final_reserve(search.records)
+        typical = _typical_trial_seconds(search.records)
+        if search.records and not deadline.allows(typical, keep=reserve):
+            break
+        record = search.run_trial(stop_at=deadline.until(reserve))
+        say(f"trial {record.number}: {record.state}, val accuracy "
+            f"{'-' if record.score is None else f'{record.score:.3f}'} in {record.seconds:.1f} s")
+        if on_trial is not None:
+            on_trial(record)
+        if record.state == "stopped":
+            break
+
+    chosen = search.best()
+    chosen.chosen = True
+    default_record = search.records[0]
+    reason = why(chosen, default_record, len(search.records), scheme)
+    config = _final_config(base, chosen, by_name[chosen.params["backbone"]])
+    say(f"chosen: {reason}")
+    started = clock()
+    result = _train_within(config, dataset, deadline, runs_root)
+    say(f"final run: {result.run.status} after {result.metrics['epochs_run']} epochs in {clock() - started:.1f} s "
+        f"(reserved {final_reserve(search.records):.1f} s)")
+    val_accuracy = result.metrics["val"]["accuracy"]
+    summary = {
+        "time_budget_s": deadline.seconds,
+        "seconds": round(deadline.elapsed, 2),
+        "seed": seed,
+        "chosen_trial": chosen.number,
+        "why": reason,
+        "chosen_settings": chosen.params,
+        "search_val_accuracy": chosen.score,
+        "run_val_accuracy": val_accuracy,
+        "default_search_val_accuracy": default_record.score,
+        "trials": len(search.records),
+        "trials_pruned": sum(record.state == "pruned" for record in search.records),
+        "validation": scheme,
+        "backbones": [{"backbone": item.backbone, "image_size": item.image_size, "cached": item.hit,
+                       "seconds": round(item.seconds, 2)} for item in got],
+        "skipped_backbones": [dataclasses.asdict(item) for item in skipped],
+        "fine_tuning": "not tried (auto mode trains the head only)",
+    }
+    write_report(result.run.path, search.records, summary)
+    return AutoResult(result, search.records, chosen, config, reason, skipped, deadline.elapsed, summary)
+
+
+def _typical_trial_seconds(records: list[TrialRecord]) -> float:
+    """Return the expected length of the next trial: the median searched trial, or 3x the default's (trial 0
+    trains for the default's few epochs, searched trials until they converge)."""
+    searched = [record.seconds for record in records if record.number > 0]
+    if searched:
+        return float(np.median(searched))
+    return 3 * records[0].seconds if records else 0.0
+
+
+def _replace(config: TrainConfig, **changes) -> TrainConfig:
+    """Return a copy of ``config`` with ``changes`` (validated like any config)."""
+    return TrainConfig.from_dict({**config.to_dict(), **changes})
+
+
+def _run_split(dataset: Dataset, config: TrainConfig) -> Dataset:
+    """Return ``dataset`` split as the trainer will split it for ``config``."""
+    return dataset.with_splits(val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                               seed=config.seed)
+
+
+def _feature_splits(dataset: Dataset, got: list[BackboneFeatures]) -> FeatureSplits:
+    """Return the features with the train and val rows only: the test split never reaches the search."""
+    table = image_table(dataset)
+    position = dict(zip(table["relpath"], table["row"]))
+    used = [name for name in SPLITS if name != "test"]
+    rows = {name: np.array([position[path] for path in dataset.split(name)["relpath"]], dtype=np.int64)
+            for name in used}
+    labels = {name: dataset.labels(name) for name in used}
+    return FeatureSplits({item.backbone: item.features for item in got}, rows, labels, len(dataset.classes))
+
+
+def _default_params(base: TrainConfig, got: list[BackboneFeatures]) -> dict:
+    """Return the base config's head settings as search parameters (trial 0)."""
+    names = [item.backbone for item in got]
+    return {"backbone": base.backbone if base.backbone in names else names[0],
+            "learning_rate": base.learning_rate, "optimizer": base.optimizer, "weight_decay": base.weight_decay,
+            "dropout": base.dropout, "label_smoothing": base.label_smoothing, "dense_units": base.dense_units,
+            "class_weights": base.class_weights}
+
+
+def _final_config(base: TrainConfig, chosen: TrialRecord, features: BackboneFeatures) -> TrainConfig:
+    """Return the run's settings: the base config with the chosen trial's head, schedule and backbone."""
+    params = chosen.params
+    return _replace(
+        base, backbone=params["backbone"], image_size=features.image_size, learning_rate=params["learning_rate"],
+        optimizer=params["optimizer"], weight_decay=params.get("weight_decay", base.weight_decay),
+        dropout=params["dropout"], label_smoothing=params["label_smoothing"], dense_units=params["dense_units"],
+        class_weights=params["class_weights"], epochs=chosen.epoch_cap, early_stopping_patience=chosen.patience,
+        fine_tune_epochs=0, unfreeze="all", augment=dataclasses.asdict(AugmentOptions()))
+
+
+def _train_within(config: TrainConfig, dataset: Dataset, deadline: Deadline, runs_root) -> TrainResult:
+    """Train ``config``, asking the run to stop (keeping its best epoch) when the budget is nearly spent."""
+    stop = StopRequest()
+    timer = threading.Timer(max(deadline.remaining - FINAL_OVERHEAD_S / 2, 0.0), stop.stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        return train(config, dataset, stop=stop, runs_root=runs_root)
+    finally:
+        timer.cancel()

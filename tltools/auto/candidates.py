@@ -1,0 +1,222 @@
+"""Which backbones auto mode tries, what extracting their features would cost, and the extraction itself.
+
+Each candidate's pooled features over every image of the dataset go through
+the trainer's own feature cache (:mod:`tltools.training.feature_cache`), cut
+where the trainer cuts (:func:`tltools.training.split_model.split_at_pooling`),
+so the final run of the chosen backbone finds them cached, and so does any
+later run or auto run on the same images.
+
+Backbones are tried offline ones first (their ImageNet weights ship with
+tltools), then those whose Keras weights are already downloaded; the others
+are skipped with a note rather than downloaded inside someone's time budget.
+Before extracting, a candidate's cost is estimated from its measured images/s
+on a few images times the dataset size; one that would not fit in the time
+left is skipped with a note.
+"""
+
+import dataclasses
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tltools.backbones.registry import BackboneSpec, get_backbone, list_backbones
+from tltools.data.dataset import Dataset
+from tltools.data.pipeline import decode_images
+from tltools.errors import TLToolsError
+from tltools.model.builder import build_model
+from tltools.training.feature_cache import extract_features, feature_key, image_table, load_features
+from tltools.training.split_model import split_at_pooling
+
+# Images decoded and pushed through a backbone to measure its speed.
+PROBE_IMAGES = 16
+
+
+@dataclasses.dataclass(eq=False)
+class BackboneFeatures:
+    """One backbone's pooled features of every image, in cache order (:func:`image_table`).
+
+    Attributes:
+        backbone: Registry name.
+        image_size: Input side the features were computed at.
+        features: Array (images, feature size): in memory or row-readable (``features[rows]``).
+        hit: Whether they were already cached.
+        seconds: Time spent building, measuring and extracting.
+        build_seconds: Time one build of the full model took (the final run builds it again).
+    """
+
+    backbone: str
+    image_size: int
+    features: object
+    hit: bool
+    seconds: float
+    build_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedBackbone:
+    """A backbone auto mode did not use, and why (one line)."""
+
+    backbone: str
+    reason: str
+
+
+class _OutOfTime(Exception):
+    """Raised from the extraction's progress callback to abandon it when the budget is spent."""
+
+
+def keras_weights_cached(spec: BackboneSpec) -> bool:
+    """Return whether Keras' download cache already holds ``spec``'s headless ImageNet weights.
+
+    Keras keeps downloaded weights in ``$KERAS_HOME/models`` (``~/.keras/models``,
+    or ``/tmp/.keras/models`` where the home folder is not writable), named after
+    the application (``mobilenet_v2_weights_..._no_top.h5``, ``efficientnetv2-b0_notop.h5``).
+    """
+    folders = {Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models", Path("/tmp/.keras/models")}
+    name = "[_-]?".join(re.escape(part) for part in spec.name.split("_"))
+    pattern = re.compile(rf"(^|[_-]){name}([_.-]|$)", re.IGNORECASE)
+    for folder in folders:
+        if folder.is_dir():
+            for file in folder.iterdir():
+                lower = file.name.lower()
+                if ("notop" in lower or "no_top" in lower) and pattern.search(lower):
+                    return True
+    return False
+
+
+def order_candidates(backbones: list[str] | None, weights: str) -> tuple[list[str], list[SkippedBackbone]]:
+    """Return the backbones to try, offline ones first, and those skipped because their weights need a download.
+
+    Args:
+        backbones: Registry names to consider; None for every registered backbone.
+        weights: ``"imagenet"`` (the usual case) or ``"none"``/a file, for which nothing is downloaded.
+
+    Raises:
+        TLToolsError: A name is not a registered backbone.
+    """
+    specs = list_backbones() if backbones is None else [get_backbone(name) for name in backbones]
+    if weights != "imagenet":
+        return [spec.name for spec in specs], []
+    offline = [spec.name for spec in specs if spec.offline]
+    downloaded = [spec.name for spec in specs if not spec.offline and keras_weights_cached(spec)]
+    skipped = [SkippedBackbone(spec.name, "its ImageNet weights are not downloaded yet (auto mode does not download; "
+                                          f"train it once with --backbone {spec.name} to fetch them)")
+               for spec in specs if not spec.offline and spec.name not in downloaded]
+    return offline + downloaded, skipped
+
+
+def extract_candidates(
+    dataset: Dataset,
+    deadline,
+    *,
+    backbones: list[str] | None = None,
+    weights: str = "imagenet",
+    image_size: int | None = None,
+    pooling: str = "avg",
+    batch_size: int = 32,
+    keep: float = 0.0,
+    max_backbones: int | None = None,
+    log=None,
+) -> tuple[list[BackboneFeatures], list[SkippedBackbone]]:
+    """Get the pooled features of every candidate backbone that fits the time left, from the cache or by extraction.
+
+    Args:
+        dataset: The images (all splits: the cache holds every image; callers pick rows).
+        deadline: A :class:`tltools.auto.budget.Deadline`.
+        backbones: Registry names to consider (None: all); see :func:`order_candidates`.
+        weights: The base weights, as :class:`TrainConfig` names them.
+        image_size: Input side; None uses each backbone's default.
+        pooling: The pooling layer the features end with (the final run's).
+        batch_size: Images per forward pass.
+        keep: Seconds to leave on the deadline for the search and the final run;
+            the first backbone is extracted whenever it fits the budget without them.
+        max_backbones: Most backbones to extract (None: as many as fit).
+        log: Optional ``callable(line)`` told what happens.
+
+    Returns:
+        The features got, in the order tried, and the backbones skipped with reasons.
+
+    Raises:
+        TLToolsError: Not even the first candidate fits the budget, or none could be built.
+    """
+    say = log or (lambda line: None)
+    names, skipped = order_candidates(backbones, weights)
+    table = image_table(dataset)
+    paths = [dataset.root / relpath for relpath in table["relpath"]]
+    decoded: dict[int, object] = {}
+    got: list[BackboneFeatures] = []
+    for name in names:
+        if max_backbones is not None and len(got) >= max_backbones:
+            skipped.append(SkippedBackbone(name, f"auto mode was limited to {max_backbones} backbone(s)"))
+            continue
+        started = time.monotonic()
+        reserve = keep if got else keep / 3  # the first backbone may use more of the budget than later ones
+        try:
+            model = build_model(name, len(dataset.classes), weights=weights, input_size=image_size, pooling=pooling)
+        except TLToolsError as error:
+            skipped.append(SkippedBackbone(name, f"it could not be built: {error}"))
+            continue
+        build_seconds = time.monotonic() - started
+        size = int(model.input_shape[1])
+        split = split_at_pooling(model)
+        key = feature_key(dataset, split, backbone=name, weights=weights, image_size=size, table=table)
+        features = load_features(key)
+        if features is not None:
+            got.append(BackboneFeatures(name, size, features, True, time.monotonic() - started, build_seconds))
+            say(f"{name}: features found in the cache")
+            continue
+        estimate = _estimate_seconds(split.extractor, paths, size, decoded, batch_size)
+        if not deadline.allows(estimate, keep=reserve):
+            skipped.append(SkippedBackbone(
+                name, f"extracting its features would take about {estimate:.0f} s, more than the "
+                      f"{max(deadline.remaining - reserve, 0):.0f} s left for it"))
+            continue
+        limit = deadline.until(reserve)
+
+        def on_progress(done, total, limit=limit):
+            if deadline.now() > limit:
+                raise _OutOfTime
+
+        try:
+            if size not in decoded:
+                decoded[size] = decode_images(paths, size)
+            extract_features(split.extractor, [key], [(decoded[size], np.arange(len(paths)))],
+                             batch_size=batch_size, on_progress=on_progress)
+        except _OutOfTime:
+            skipped.append(SkippedBackbone(name, "the time budget ran out while extracting its features"))
+            continue
+        features = load_features(key)
+        if features is None:
+            skipped.append(SkippedBackbone(name, "its features could not be read back from the cache"))
+            continue
+        seconds = time.monotonic() - started
+        got.append(BackboneFeatures(name, size, features, False, seconds, build_seconds))
+        say(f"{name}: features of {len(paths)} images extracted in {seconds:.0f} s (estimated {estimate:.0f} s)")
+    if not got:
+        reasons = "; ".join(f"{item.backbone}: {item.reason}" for item in skipped[:3])
+        raise TLToolsError(f"auto mode found no backbone it could use within the {deadline.seconds:.0f} s budget "
+                           f"({reasons}); raise --time-budget or name an offline backbone")
+    return got, skipped
+
+
+def _estimate_seconds(extractor, paths: list, size: int, decoded: dict, batch_size: int) -> float:
+    """Estimate seconds to decode (unless already decoded at ``size``) and extract every image.
+
+    Decodes :data:`PROBE_IMAGES` images and times a second forward pass over
+    them (the first one builds the graph).
+    """
+    probe = paths[:PROBE_IMAGES]
+    started = time.monotonic()
+    images = decode_images(probe, size)
+    decode_rate = len(probe) / max(time.monotonic() - started, 1e-6)
+    batch = np.asarray(images[:batch_size], dtype=np.float32)
+    extractor.predict_on_batch(batch)
+    started = time.monotonic()
+    extractor.predict_on_batch(batch)
+    extract_rate = len(batch) / max(time.monotonic() - started, 1e-6)
+    total = len(paths) / extract_rate
+    if size not in decoded:
+        total += len(paths) / decode_rate
+    return total
