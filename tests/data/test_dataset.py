@@ -350,3 +350,17 @@ def test_progress_reports_extraction_and_every_checked_image():
 
     assert ("extracting", 1, 1) in calls
     assert [call for call in calls if call[0] == "checking images"][-1] == ("checking images", 6, 6)
+
+
+def test_a_training_config_is_the_split_settings_of_load_and_resplit(tmp_path):
+    from tltools.training import TrainConfig
+
+    write_tree(tmp_path, class_images(per_class=20))
+    config = TrainConfig(val_fraction=0.3, test_fraction=0.1, seed=4)
+    dataset = load_dataset(tmp_path, split=config)
+
+    assert dataset.split_settings == config.split_settings
+    assert dataset.report()["splits"]["test"] == {"cat": 2, "dog": 2}
+    assert dataset.with_splits(config) is dataset  # already split so: nothing is drawn again
+    other = dataset.with_splits(config.replace(seed=5))
+    assert other.seed == 5 and list(other.items["split"]) != list(dataset.items["split"])
