@@ -82,11 +82,11 @@ def field_info(owner, name: str) -> pydantic.fields.FieldInfo | None:
 
 
 def allowed(owner, name: str) -> str:
-    """Describe what field ``name`` of ``owner`` (see :func:`field_info`) accepts, e.g. ``"a number from 0 to 0.95"``."""
+    """Describe what field ``name`` of ``owner`` (see :func:`field_info`) accepts, e.g. ``"a number from 0 to 1"``."""
     field = field_info(owner, name)
     if field is None:
         return ""
-    choices = _choices(field.annotation)
+    choices = choices_of(field.annotation)
     if choices:
         return "one of " + ", ".join("none" if c is None else str(c) for c in choices)
     rules = {}
@@ -132,7 +132,7 @@ def _plain(message: str) -> str:
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ").replace("\n", " ")
 
 
-def _choices(annotation) -> tuple:
+def choices_of(annotation) -> tuple:
     """The allowed values of a ``Literal[...]`` (or ``Literal[...] | None``) annotation, else ()."""
     if typing.get_origin(annotation) is typing.Literal:
         return typing.get_args(annotation)

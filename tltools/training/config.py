@@ -182,12 +182,14 @@ def unfreeze_problem(backbone: str, setting: str) -> str | None:
             return None
         if not spec.blocks:
             return f"unfreeze={setting!r}: {backbone} has no named blocks; use all, none or a number of top layers"
-        return f"unfreeze={setting!r}: {backbone} has no block {block}; use block:N with N one of {', '.join(spec.blocks)}"
+        return (f"unfreeze={setting!r}: {backbone} has no block {block}; "
+                f"use block:N with N one of {', '.join(spec.blocks)}")
     if setting.isdigit():
         largest = weighted_layer_count(backbone)
         if int(setting) <= largest:
             return None
-        return f"unfreeze={setting!r}: {backbone} has {largest} base layers with weights; use a number from 0 to {largest}"
+        return (f"unfreeze={setting!r}: {backbone} has {largest} base layers with weights; "
+                f"use a number from 0 to {largest}")
     return (f"unfreeze={setting!r} is not understood; use all, none, a number of top layers (0 to "
             f"{weighted_layer_count(backbone)}) or block:N")
 
