@@ -52,6 +52,8 @@ SCHEDULE = (200, 15)
 KFOLD_BELOW = 100
 # Seconds the final run needs beyond fitting: saving the model, evaluating, writing the run folder.
 FINAL_OVERHEAD_S = 6.0
+# Epochs a searched head is expected to need until early stopping, before any searched trial has run.
+EXPECTED_EPOCHS = 30
 # Least seconds the trainer takes per epoch on cached features (its pipeline, callbacks and logging).
 TRAINER_EPOCH_S = 0.25
 
@@ -142,6 +144,7 @@ def run_auto(
         split, deadline, backbones=wanted, weights=base.weights, image_size=base.image_size, pooling=base.pooling,
         batch_size=base.batch_size, keep=SEARCH_SHARE * deadline.seconds, max_backbones=max_backbones, log=say)
     by_name = {item.backbone: item for item in got}
+    say(f"features ready after {deadline.elapsed:.1f} s")
 
     data = _feature_splits(split, got)
     default = _default_params(base, got)
@@ -151,20 +154,23 @@ def run_auto(
     scheme = f"{search.kfold}-fold on train+val" if search.kfold > 1 else "scored on the validation split"
     say(f"head search on {', '.join(by_name)}: {scheme}")
 
-    def final_reserve(records) -> float:
-        """Seconds the final run of the best trial so far would need (the most any trial would)."""
-        slowest_build = max(item.build_seconds for item in got)
+    slowest_build = max(item.build_seconds for item in got)
+
+    def final_reserve(records, *, default_only=False) -> float:
+        """Seconds the final run would need: of the default settings, or of the slowest-converging trial so far."""
         scored = [record for record in records if record.score is not None and record.epochs]
         epoch = max((record.seconds / record.epochs for record in scored), default=0.0)
         searched = [record.epochs / search.kfold for record in scored if record.number > 0]
-        epochs = max([base.epochs, *searched] if searched else [base.epochs, SCHEDULE[0] / 4])
-        return 2 * slowest_build + epochs * max(TRAINER_EPOCH_S, 3 * epoch) + FINAL_OVERHEAD_S
+        epochs = base.epochs if default_only else max([base.epochs, *(searched or [EXPECTED_EPOCHS])])
+        return 1.5 * slowest_build + epochs * max(TRAINER_EPOCH_S, 3 * epoch) + FINAL_OVERHEAD_S
 
     while len(search.records) < max_trials:
-        reserve = final_reserve(search.records)
-        typical = _typical_trial_seconds(search.records)
-        if search.records and not deadline.allows(typical, keep=reserve):
-            break
+        if not search.records:  # the default's trial always runs: it is the floor of the choice
+            reserve = final_reserve([], default_only=True)
+        else:
+            reserve = final_reserve(search.records)
+            if not deadline.allows(_typical_trial_seconds(search.records), keep=reserve):
+                break
         record = search.run_trial(stop_at=deadline.until(reserve))
         say(f"trial {record.number}: {record.state}, val accuracy "
             f"{'-' if record.score is None else f'{record.score:.3f}'} in {record.seconds:.1f} s")
@@ -182,7 +188,7 @@ def run_auto(
     started = clock()
     result = _train_within(config, dataset, deadline, runs_root)
     say(f"final run: {result.run.status} after {result.metrics['epochs_run']} epochs in {clock() - started:.1f} s "
-        f"(reserved {final_reserve(search.records):.1f} s)")
+        f"(reserved {final_reserve(search.records, default_only=chosen.number == 0):.1f} s)")
     val_accuracy = result.metrics["val"]["accuracy"]
     summary = {
         "time_budget_s": deadline.seconds,

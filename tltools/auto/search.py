@@ -190,8 +190,8 @@ class HeadFitter:
                                                     weight_decay=params.get("weight_decay", 0.0)),
                            loss=keras.losses.CategoricalCrossentropy(label_smoothing=params["label_smoothing"]))
         self.model.optimizer.build(self.model.trainable_variables)
-        self._start = [np.array(variable) for variable in self.model.weights]
-        self._optimizer_start = [np.array(variable) for variable in self.model.optimizer.variables]
+        self._start = [keras.ops.convert_to_numpy(variable) for variable in self.model.weights]
+        self._optimizer_start = [keras.ops.convert_to_numpy(variable) for variable in self.model.optimizer.variables]
 
     def fit(self, x_train, y_train, x_val, y_val, *, epochs: int, patience: int, batch_size: int, seed: int,
             on_epoch=None, stop_at=None, clock=time.monotonic) -> tuple[float, float, int, bool]:
@@ -255,7 +255,7 @@ class _Watch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs = epoch + 1
-        probabilities = np.asarray(self.model(self.x_val, training=False), dtype=np.float64)
+        probabilities = keras.ops.convert_to_numpy(self.model(self.x_val, training=False)).astype(np.float64)
         picked = probabilities[np.arange(len(self.y_val)), self.y_val]
         cross_entropy = float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
         if np.isfinite(cross_entropy) and cross_entropy < self.best_cross_entropy:

@@ -1,0 +1,109 @@
+"""``run_auto`` end to end on tiny generated images with the offline default backbone at 64 px."""
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.factories import colour_images, write_tree
+from tltools.auto import AUTO_FILE, TRIALS_FILE, candidates, run_auto
+from tltools.data import load_dataset
+from tltools.training import TrainConfig, train
+from tltools.training.feature_cache import image_table
+
+pytestmark = pytest.mark.slow
+
+# Three nearly equal tints under heavy noise: the default head (10 epochs) does not finish learning them.
+HARD = {"a": (128, 118, 118), "b": (118, 128, 118), "c": (118, 118, 128)}
+
+
+def _config(**overrides):
+    settings = dict(image_size=64, batch_size=8, val_fraction=0.3, seed=0)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def test_the_budget_is_respected_and_every_trial_is_recorded_in_the_run_folder(colours, tmp_path):
+    budget = 40.0
+    seen = []
+    started = time.monotonic()
+    auto = run_auto(colours, time_budget_s=budget, base_config=_config(), backbones=["efficientnet_lite0"],
+                    on_trial=seen.append, runs_root=tmp_path)
+    wall = time.monotonic() - started
+
+    assert wall <= budget * 1.1 + 2, f"auto run took {wall:.1f} s for a {budget:.0f} s budget"
+    assert len(auto.trials) >= 2 and seen == auto.trials
+    run = auto.run.path
+    assert (run / "model.keras").is_file() and auto.run.status in ("completed", "stopped")
+    trials = pd.read_csv(run / TRIALS_FILE)
+    assert list(trials["trial"]) == list(range(len(auto.trials)))
+    assert set(trials["state"]) <= {"complete", "pruned", "stopped"}
+    assert trials["chosen"].sum() == 1 and int(trials.loc[trials["chosen"], "trial"].iloc[0]) == auto.chosen.number
+    summary = json.loads((run / AUTO_FILE).read_text())
+    assert summary["chosen_trial"] == auto.chosen.number and summary["why"] == auto.why
+    assert summary["seconds"] <= budget * 1.1
+    assert json.loads((run / "config.json").read_text())["learning_rate"] == pytest.approx(
+        auto.chosen.params["learning_rate"])
+
+
+class _TestRowsGuard:
+    """A feature array that fails the test when any test-split row is read."""
+
+    def __init__(self, array, forbidden):
+        self.array, self.forbidden = array, set(int(row) for row in forbidden)
+        self.shape, self.dtype = array.shape, array.dtype
+        self.reads = 0
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, rows):
+        wanted = set(np.atleast_1d(np.arange(len(self.array))[rows]).tolist())
+        assert not wanted & self.forbidden, f"the search read test rows {sorted(wanted & self.forbidden)}"
+        self.reads += 1
+        return self.array[rows]
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the search read the whole feature array, test rows included")
+
+
+def test_the_test_split_is_never_read_for_a_choice(colours_dir, tmp_path, monkeypatch):
+    config = _config(test_fraction=0.2)
+    dataset = load_dataset(colours_dir, val_fraction=0.3, test_fraction=0.2, seed=0)
+    split = dataset.with_splits(val_fraction=0.3, test_fraction=0.2, seed=0)
+    table = image_table(split)
+    test_rows = table.loc[table["split"] == "test", "row"]
+    assert len(test_rows) == 6
+    guards = []
+    real = candidates.load_features
+
+    def guarded(key, **kwargs):
+        found = real(key, **kwargs)
+        if found is not None:
+            guards.append(_TestRowsGuard(np.asarray(found), test_rows))
+            return guards[-1]
+        return None
+
+    monkeypatch.setattr(candidates, "load_features", guarded)
+    auto = run_auto(dataset, time_budget_s=60, base_config=config, backbones=["efficientnet_lite0"], max_trials=3,
+                    runs_root=tmp_path)
+
+    assert guards and all(guard.reads for guard in guards)
+    assert len(auto.trials) == 3
+    assert auto.result.metrics["test"] is not None  # the final run still evaluates the test split, at the end
+
+
+def test_auto_is_not_worse_on_validation_than_the_plain_default(tmp_path):
+    root = write_tree(tmp_path / "hard", colour_images(HARD, 14, seed=1))
+    dataset = load_dataset(root, val_fraction=0.3, seed=0)
+    config = _config()
+
+    default = train(config, dataset, runs_root=tmp_path / "runs")
+    auto = run_auto(dataset, time_budget_s=30, base_config=config, backbones=["efficientnet_lite0"],
+                    runs_root=tmp_path / "runs")
+
+    assert auto.trials[0].params["learning_rate"] == config.learning_rate  # the default is trial 0
+    assert auto.chosen.score >= auto.trials[0].score
+    assert auto.result.metrics["val"]["accuracy"] >= default.metrics["val"]["accuracy"]
