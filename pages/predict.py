@@ -8,7 +8,7 @@ from tltools import app_state
 from tltools.charts.evaluation import top_k_figure
 from tltools.errors import TLToolsError
 from tltools.evaluation import gradcam
-from tltools.prediction import predict_images, predictions_csv, predictions_table
+from tltools.prediction import Unreadable, predict_images, predictions_csv, predictions_table
 from tltools.streamlit_bridge import cached_model, require_app, run_picker, save_uploaded_model, show_error
 
 require_app()
@@ -56,14 +56,14 @@ tta = right.checkbox("Flip TTA: average with the mirrored image", key="predict_t
 if not images:
     st.stop()
 
+with st.spinner(f"Classifying {len(images)} image(s)…"):  # in batches; an unreadable file is reported alone
+    outcomes = predict_images(model, class_names, images, top_k=top_k, tta_flip=tta, skip_unreadable=True)
 results = []
-with st.spinner(f"Classifying {len(images)} image(s)…"):
-    for image in images:
-        try:
-            [prediction] = predict_images(model, class_names, [image], top_k=top_k, tta_flip=tta)
-            results.append((image, prediction))
-        except TLToolsError as error:
-            show_error(TLToolsError(f"{image.name}: {error}"))
+for image, outcome in zip(images, outcomes):
+    if isinstance(outcome, Unreadable):
+        show_error(TLToolsError(f"{image.name}: {outcome.reason}"))
+    else:
+        results.append((image, outcome))
 if not results:
     st.stop()
 

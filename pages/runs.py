@@ -1,78 +1,51 @@
 """Runs page: every training run on disk; compare curves, download exports, watch, continue or delete a run."""
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from tltools import app_state, paths, runs
 from tltools.charts.evaluation import HISTORY_METRICS, runs_overlay_figure
 from tltools.errors import TLToolsError
-from tltools.export import export_run
-from tltools.fileio import read_json, write_json
+from tltools.export import cached_export, describe_export, export_run
 from tltools.streamlit_bridge import job_manager, own_run_id, require_app, show_error
 from tltools.training import TrainConfig, history_frame
 
 require_app()
 
-# Export format → (heading, file name ending after the run id in <run>/exports/).
+# The export formats offered here, with their headings.
 EXPORTS = {
-    "keras": (".keras", ".keras"),
-    "h5": (".h5", ".h5"),
-    "tflite": ("TFLite float32", "_float32.tflite"),
-    "tflite-int8": ("TFLite int8", "_int8.tflite"),
-    "bundle": ("Bundle zip", "_bundle.zip"),
+    "keras": ".keras",
+    "h5": ".h5",
+    "tflite": "TFLite float32",
+    "tflite-int8": "TFLite int8",
+    "bundle": "Bundle zip",
 }
 
 st.title("Runs")
 
 
-def export_path(run: runs.RunInfo, fmt: str) -> Path:
-    """Where the run's export in ``fmt`` is kept once built."""
-    return run.path / "exports" / f"{run.run_id}{EXPORTS[fmt][1]}"
-
-
-def check_path(file: Path) -> Path:
-    """Where the check numbers and notes of an export are kept, beside it."""
-    return file.with_name(f"{file.name}.json")
-
-
-def describe_export(file: Path) -> str:
-    """Describe a built export: its size, how closely it matches the Keras model, and its notes."""
-    facts = read_json(check_path(file))
-    check = facts["check"]
-    line = f"{file.stat().st_size / 1e6:.1f} MB"
-    if check:
-        line += (f"; on {check['images']} images: max prob diff {check['max_prob_diff']:.2g}, "
-                 f"top-1 agreement {check['top1_agreement']:.0%}")
-    return "  \n".join([line, *facts["notes"]])
-
-
 def exports(run: runs.RunInfo) -> None:
     """Offer each export format: build it on the first "prepare", then download the kept file."""
-    st.caption("Each export is built once, checked against the Keras model on training images, "
-               "and kept in the run's `exports/` folder.")
+    st.caption("Each export is built once per model, checked against the Keras model on training images, "
+               "and kept in the run's `exports/` folder (where `python -m tltools export` puts it too).")
     columns = st.columns(len(EXPORTS))
-    for column, (fmt, (label, _)) in zip(columns, EXPORTS.items()):
-        file = export_path(run, fmt)
+    for column, (fmt, label) in zip(columns, EXPORTS.items()):
+        kept = cached_export(run, fmt)
         key = f"{run.run_id}_{fmt}"
         with column:
             st.markdown(f"**{label}**")
-            fresh = (file.is_file() and check_path(file).is_file()
-                     and file.stat().st_mtime >= run.model_path.stat().st_mtime)
-            if not fresh and st.button("Prepare", key=f"runs_prepare_{key}", help=f"Build the {label} export"):
+            if kept is None and st.button("Prepare", key=f"runs_prepare_{key}", help=f"Build the {label} export"):
                 try:
                     with st.spinner(f"Building and checking the {label} export…"):
-                        result = export_run(run.path, fmt, file)
-                    write_json(check_path(file), {"check": result.check, "notes": result.notes})
+                        export_run(run.path, fmt)
                 except TLToolsError as error:
                     show_error(error)
                 else:
                     st.rerun()
-            if fresh:
-                st.download_button("Download", file.read_bytes, file.name, key=f"runs_download_{key}",
-                                   on_click="ignore", icon=":material/download:", help=file.name)
-                st.caption(describe_export(file))
+            if kept is not None:
+                st.download_button("Download", kept.path.read_bytes(), kept.path.name, key=f"runs_download_{key}",
+                                   on_click="ignore", icon=":material/download:", help=kept.path.name)
+                st.caption("  \n".join(describe_export(kept)))
 
 
 def continue_training(run: runs.RunInfo) -> None:

@@ -1,7 +1,6 @@
-"""predict_images: every kind of source, top-k, flip TTA, the table, and the model cache."""
+"""predict_images: every kind of source, top-k, flip TTA, unreadable images, and the table."""
 
 import io
-import os
 
 import keras
 import numpy as np
@@ -11,8 +10,7 @@ from PIL import Image
 
 from tltools.data.images import load_image
 from tltools.errors import TLToolsError
-from tltools.model import save_model
-from tltools.prediction import Prediction, load_model_cached, predict_images, predictions_csv, predictions_table
+from tltools.prediction import Prediction, predict_images, predictions_csv, predictions_table
 
 SIZE = 16
 CLASSES = ["ant", "bee", "cat"]
@@ -136,30 +134,22 @@ def test_unreadable_image_is_a_tltools_error(model):
         predict_images(model, CLASSES, [b"not an image"])
 
 
-def test_cached_model_is_reused_until_the_file_changes(model, tmp_path):
-    run = tmp_path / "run"
-    save_model(model, run / "model.keras", CLASSES, {"note": "first"})
-    first, names, metadata = load_model_cached(run)
-    assert names == CLASSES and metadata["note"] == "first"
-    again, _, _ = load_model_cached(run / "model.keras")
-    assert again is first
-    save_model(model, run / "model.keras", CLASSES, {"note": "second"})
-    stamp = os.stat(run / "model.keras").st_mtime_ns + 10**9
-    os.utime(run / "model.keras", ns=(stamp, stamp))
-    reloaded, _, metadata = load_model_cached(run)
-    assert reloaded is not first and metadata["note"] == "second"
+def test_unreadable_images_are_reported_in_place_and_the_rest_predicted_in_one_batch(model, pixels, monkeypatch):
+    import tltools.prediction
 
-
-def test_cached_results_cannot_be_corrupted_by_callers(model, tmp_path):
-    save_model(model, tmp_path / "model.keras", CLASSES)
-    _, names, _ = load_model_cached(tmp_path / "model.keras")
-    names.append("oops")
-    assert load_model_cached(tmp_path / "model.keras")[1] == CLASSES
-
-
-def test_cache_reports_a_missing_model(tmp_path):
-    with pytest.raises(TLToolsError, match="model file not found"):
-        load_model_cached(tmp_path / "nothing-here")
+    calls = []
+    real = tltools.prediction.predict_probabilities
+    monkeypatch.setattr(tltools.prediction, "predict_probabilities",
+                        lambda model, images, **kwargs: calls.append(len(images)) or real(model, images, **kwargs))
+    broken = io.BytesIO(b"not an image")
+    broken.name = "broken.png"
+    results = predict_images(model, CLASSES, [png(pixels), broken, pixels, png(pixels)], skip_unreadable=True)
+    assert calls == [3]  # one forward batch for the three readable images
+    assert [type(result).__name__ for result in results] == ["Prediction", "Unreadable", "Prediction", "Prediction"]
+    assert results[1].source == "broken.png" and "not an image" in results[1].reason
+    for result in (results[0], results[2], results[3]):
+        np.testing.assert_allclose(result.probabilities, reference(model, pixels), rtol=1e-5, atol=1e-7)
+    assert [result.source for result in results] == ["image_0", "broken.png", "image_2", "image_3"]
 
 
 @pytest.mark.hostile

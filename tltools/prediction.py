@@ -1,6 +1,6 @@
 """Classifying images with a trained model: the API the app and the CLI share.
 
->>> model, class_names, _ = load_model_cached("runs/pets")
+>>> model, class_names, _ = load_model("runs/pets")
 >>> predictions = predict_images(model, class_names, ["cat.jpg", uploaded_bytes], top_k=3)
 >>> Path("predictions.csv").write_text(predictions_csv(predictions_table(predictions)))
 
@@ -8,9 +8,7 @@ Every image goes through :func:`tltools.data.images.load_image` at the model's
 input size, exactly as during training, and the model normalises the pixels itself.
 """
 
-import copy
 import dataclasses
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,9 +19,6 @@ from PIL import Image
 
 from tltools.data.images import load_image
 from tltools.errors import TLToolsError
-from tltools.model.io import RUN_MODEL_FILE, load_model
-
-CACHE_SIZE = 4
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -43,6 +38,19 @@ class Prediction:
     probabilities: np.ndarray
 
 
+@dataclasses.dataclass(frozen=True)
+class Unreadable:
+    """An image :func:`predict_images` could not read (with ``skip_unreadable=True``).
+
+    Attributes:
+        source: Display name, as :attr:`Prediction.source`.
+        reason: Why it could not be read (the loader's one-line message).
+    """
+
+    source: str
+    reason: str
+
+
 def predict_images(
     model: keras.Model,
     class_names: Sequence[str],
@@ -51,8 +59,9 @@ def predict_images(
     top_k: int = 5,
     tta_flip: bool = False,
     batch_size: int = 32,
-) -> list[Prediction]:
-    """Classify images.
+    skip_unreadable: bool = False,
+) -> list[Prediction | Unreadable]:
+    """Classify images, decoding each once and predicting them ``batch_size`` at a time.
 
     Args:
         model: A classifier taking raw RGB 0..255 (e.g. from ``load_model``).
@@ -63,12 +72,14 @@ def predict_images(
         top_k: Classes listed per image, at least 1; capped at the class count.
         tta_flip: Average the probabilities of each image and its horizontal mirror.
         batch_size: Images per forward pass.
+        skip_unreadable: Report an image that cannot be read as an
+            :class:`Unreadable` in its place and predict the others, instead of raising.
 
     Returns:
-        One :class:`Prediction` per source, in order.
+        One :class:`Prediction` (or :class:`Unreadable`) per source, in order.
 
     Raises:
-        TLToolsError: An image cannot be read, the model takes any input size,
+        TLToolsError: An image cannot be read (unless ``skip_unreadable``), the model takes any input size,
             ``top_k`` or ``batch_size`` is below 1, or ``class_names`` does not
             fit the model's outputs.
     """
@@ -82,15 +93,24 @@ def predict_images(
     k = capped_top_k(top_k, len(names))
     check_batch_size(batch_size)
     size = input_size(model)
-    predictions = []
-    for start in range(0, len(sources), batch_size):
-        chunk = sources[start:start + batch_size]
-        images = np.stack([load_image(source, size) for source in chunk])
-        probs = predict_probabilities(model, images, batch_size=batch_size, tta_flip=tta_flip)
-        for offset, (source, row) in enumerate(zip(chunk, probs)):
-            name = _source_name(source, start + offset)
-            predictions.append(Prediction(source=name, top=top_classes(row, names, k), probabilities=row))
-    return predictions
+    results = []
+    for start in range(0, len(sources), batch_size):  # decode a batch at a time: memory stays bounded
+        decoded = []
+        for index, source in enumerate(sources[start:start + batch_size], start):
+            try:
+                decoded.append((index, load_image(source, size)))
+            except TLToolsError as error:
+                if not skip_unreadable:
+                    raise
+                results.append((index, Unreadable(source=_source_name(source, index), reason=str(error))))
+        if not decoded:
+            continue
+        probs = predict_probabilities(model, np.stack([image for _, image in decoded]), batch_size=batch_size,
+                                      tta_flip=tta_flip)
+        for (index, _), row in zip(decoded, probs):
+            name = _source_name(sources[index], index)
+            results.append((index, Prediction(source=name, top=top_classes(row, names, k), probabilities=row)))
+    return [result for _, result in sorted(results, key=lambda pair: pair[0])]
 
 
 def predict_probabilities(
@@ -207,41 +227,6 @@ def capped_top_k(top_k: int, num_classes: int) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise TLToolsError(f"top_k={top_k!r} must be a whole number of at least 1")
     return int(min(top_k, num_classes))
-
-
-def load_model_cached(path) -> tuple[keras.Model, list[str], dict]:
-    """Load a model like :func:`tltools.model.io.load_model`, reusing recent loads.
-
-    The last few models stay loaded, keyed by the model file's resolved path,
-    modification time and size, so a file saved again is loaded again. The
-    model object is shared between callers: do not modify it.
-
-    Args:
-        path: A ``.keras`` or ``.h5`` file, or a run folder holding ``model.keras``.
-
-    Returns:
-        ``(model, class_names, metadata)``; the names and metadata are copies.
-
-    Raises:
-        TLToolsError: As :func:`tltools.model.io.load_model`.
-    """
-    file = Path(path).expanduser()
-    if file.is_dir():
-        file = file / RUN_MODEL_FILE
-    if not file.is_file():
-        raise TLToolsError(
-            f"model file not found: {file}; give a .keras/.h5 file or a run folder with {RUN_MODEL_FILE}"
-        )
-    stat = file.stat()
-    model, class_names, metadata = _load_model(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
-    return model, list(class_names), copy.deepcopy(metadata)
-
-
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _load_model(resolved: str, mtime_ns: int, size: int):
-    """Load once per (path, modification time, size); the last two only key the cache."""
-    model, class_names, metadata = load_model(resolved)
-    return model, tuple(class_names), metadata
 
 
 def check_batch_size(batch_size: int) -> None:

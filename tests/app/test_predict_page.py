@@ -51,10 +51,20 @@ def test_a_red_image_is_predicted_red_with_a_chart_and_a_csv(run):
     assert app.get("download_button")
 
 
-def test_an_unreadable_image_gets_one_error_and_the_others_are_still_predicted(run):
-    app = upload_images(open_predict(run), ("red.png", RED, "image/png"), ("broken.png", b"not an image", "image/png"))
+def test_an_unreadable_image_gets_one_error_and_the_others_are_predicted_in_one_batch(run, monkeypatch):
+    import tltools.prediction
+
+    batches = []
+    real = tltools.prediction.predict_probabilities
+    monkeypatch.setattr(tltools.prediction, "predict_probabilities",
+                        lambda model, images, **kwargs: batches.append(len(images)) or real(model, images, **kwargs))
+    blue = image_bytes((40, 60, 200), size=(40, 40))
+    app = upload_images(open_predict(run), ("red.png", RED, "image/png"), ("broken.png", b"not an image", "image/png"),
+                        ("blue.png", blue, "image/png"))
     assert len(app.error) == 1 and app.error[0].value.startswith("broken.png: ")
-    assert list(app.dataframe[0].value["image"]) == ["red.png"]
+    table = app.dataframe[0].value
+    assert list(table["image"]) == ["red.png", "blue.png"] and table["predicted"][0] == "red"
+    assert batches == [2]  # both readable images in one forward pass
 
 
 def test_the_grad_cam_toggle_shows_an_overlay(run):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import tltools.cli
 from tests.factories import fast_config
 from tltools import app_state, runs
 from tltools.fileio import read_json, write_json
@@ -72,10 +73,23 @@ def test_a_keras_export_is_built_once_then_offered_for_download(run):
     exported = run.path / "exports" / f"{run.run_id}.keras"
     built = exported.stat().st_mtime_ns
     assert download in keys(app, "download_button") and prepare not in keys(app, "button")
-    assert any("max prob diff" in caption.value for caption in app.caption)
+    assert any("max probability difference" in caption.value for caption in app.caption)
     again = open_runs(run.path)
     assert download in keys(again, "download_button") and prepare not in keys(again, "button")
     assert exported.stat().st_mtime_ns == built
+    assert tltools.cli.main(["export", str(run.path), "--format", "keras"]) == 0  # the CLI finds the same file
+    assert exported.stat().st_mtime_ns == built
+
+
+def test_an_export_made_with_the_cli_is_the_one_the_page_offers(copy_run, capsys):
+    other = copy_run("cli-export")
+    assert tltools.cli.main(["export", str(other), "--format", "h5"]) == 0
+    exported = other / "exports" / f"{other.name}.h5"
+    assert capsys.readouterr().out.startswith(f"wrote {exported} (h5, ")
+    app = open_runs(other)
+    assert f"runs_download_{other.name}_h5" in keys(app, "download_button")
+    assert f"runs_prepare_{other.name}_h5" not in keys(app, "button")
+    assert app.get("download_button")[0].proto.label == "Download"
 
 
 def test_deleting_needs_the_confirmation_and_removes_the_folder(copy_run):

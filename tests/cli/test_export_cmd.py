@@ -6,7 +6,10 @@ import pytest
 
 from tests.export.helpers import CLASSES, fabricate_run, transfer_model
 from tltools.cli import main
+from tltools.export import cached_export
+from tltools.fileio import read_json
 from tltools.model import load_model
+from tltools.runs import read_run
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +28,25 @@ def test_a_run_exports_checked_on_its_training_images(run, tmp_path, capsys):
     status, out, err = _export(capsys, run, "--format", "keras", "--out", tmp_path / "pets.keras")
     assert status == 0, err
     lines = out.splitlines()
-    assert re.fullmatch(rf"wrote {re.escape(str(tmp_path / 'pets.keras'))} \(keras, \d+\.\d MB\)", lines[0])
+    assert re.fullmatch(rf"wrote {re.escape(str(tmp_path / 'pets.keras'))} \(keras, \d+\.\d MiB\)", lines[0])
     assert re.fullmatch(r"check on 12 images: max probability difference 0, top-1 agreement 100\.0%", lines[1])
     assert len(lines) == 2
     assert load_model(tmp_path / "pets.keras")[1] == CLASSES
+
+
+def test_a_run_is_exported_into_its_exports_folder_once_with_the_check_beside_it(run, tmp_path, capsys):
+    kept = run / "exports" / f"{run.name}_float32.tflite"
+    status, out, err = _export(capsys, run, "--format", "tflite")
+    assert status == 0, err
+    assert out.splitlines()[0].startswith(f"wrote {kept} (tflite, ")
+    sidecar = read_json(kept.with_name(kept.name + ".json"))
+    assert sidecar["check"]["images"] == 12 and sidecar["format"] == "tflite"
+    assert cached_export(read_run(run), "tflite").check == sidecar["check"]  # what the Runs page offers
+    built = kept.stat().st_mtime_ns
+    status, again, _ = _export(capsys, run, "--format", "tflite", "--out", tmp_path / "copy.tflite")
+    assert status == 0 and kept.stat().st_mtime_ns == built  # reused, not rebuilt
+    assert (tmp_path / "copy.tflite").read_bytes() == kept.read_bytes()
+    assert again.splitlines()[1:] == out.splitlines()[1:]
 
 
 def test_a_model_file_exports_int8_with_an_image_folder(run, tmp_path, capsys):
@@ -64,6 +82,11 @@ def test_unusable_requests_of_a_model_file_are_one_line_errors(run, tmp_path, ca
     assert status == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and re.search(message, err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_file_needs_out(run, capsys):
+    status, out, err = _export(capsys, run / "model.keras", "--format", "keras")
+    assert status == 2 and out == "" and "give --out PATH" in err
 
 
 def test_a_missing_run_is_a_one_line_error(tmp_path, capsys):

@@ -1,64 +1,139 @@
 """Exporting a training run's model, or a model file, with images to calibrate and check it.
 
-A run's images come from its training split: ``dataset.json`` gives the
-dataset root and ``splits.csv`` (``relpath,label,split``) the files. A seeded
-sample of up to :data:`SAMPLE_SIZE` of them calibrates int8 quantisation and
-the first :data:`CHECK_SIZE` check every export. When they are gone, int8
-cannot be exported and the other formats are written unchecked (the result's
-notes say so).
+A run's exports live in its ``exports/`` folder, one file per format
+(``<run id><ending>``, :data:`EXPORT_ENDINGS`) with a sidecar ``<file>.json``
+holding the check numbers, the notes and the model file they were made from.
+:func:`export_run` reuses an export while its model is unchanged, so the Runs
+page and ``python -m tltools export`` build, keep and describe the same files.
+
+A run's images come from its training split as its ``splits.csv`` lists it
+(:func:`tltools.runs.read_split`); only files still there with their recorded
+hash are used. A seeded sample of up to :data:`SAMPLE_SIZE` of them calibrates
+int8 quantisation and the first :data:`CHECK_SIZE` check every export. When
+none is left, int8 cannot be exported and the other formats are written
+unchecked (the result's notes say so).
 """
 
 import collections
-import csv
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from tltools import runs
 from tltools.data.images import is_image_name
 from tltools.data.pipeline import decode_images
 from tltools.errors import TLToolsError
-from tltools.export.formats import INT8, ExportResult, check_target, export_model
-from tltools.fileio import read_json
+from tltools.export.formats import FORMATS, INT8, ExportResult, check_target, export_model
+from tltools.fileio import atomic_path, format_bytes, read_json, write_json
 from tltools.model.io import load_model
 from tltools.runs import read_run
 
 SAMPLE_SIZE = 100
 CHECK_SIZE = 16
 SAMPLE_SEED = 0
-DATASET_FILE = "dataset.json"
-SPLITS_FILE = "splits.csv"
+EXPORTS_FOLDER = "exports"
+# Format → the end of its file name after the run id, in the run's exports folder.
+EXPORT_ENDINGS = {
+    "keras": ".keras",
+    "h5": ".h5",
+    "savedmodel": "_savedmodel.zip",
+    "tflite": "_float32.tflite",
+    "tflite-fp16": "_fp16.tflite",
+    INT8: "_int8.tflite",
+    "bundle": "_bundle.zip",
+}
 
 
-def export_run(run_path, fmt: str, out_path, *, images_dir=None) -> ExportResult:
-    """Export a run's model, calibrated and checked on its training images.
+def run_export_path(run: runs.RunInfo, fmt: str) -> Path:
+    """Return where the run's export in ``fmt`` is kept: ``<run>/exports/<run id><ending>``.
+
+    Raises:
+        TLToolsError: ``fmt`` is not an export format.
+    """
+    if fmt not in EXPORT_ENDINGS:
+        raise TLToolsError(f"unknown export format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    return check_target(fmt, run.path / EXPORTS_FOLDER / f"{run.run_id}{EXPORT_ENDINGS[fmt]}")
+
+
+def sidecar_path(file: Path) -> Path:
+    """Return where an export's check numbers and notes are kept: ``<file>.json`` beside it."""
+    return Path(file).with_name(f"{Path(file).name}.json")
+
+
+def cached_export(run: runs.RunInfo, fmt: str) -> ExportResult | None:
+    """Return the run's kept export in ``fmt`` when it was made from the run's current model, else None."""
+    file = run_export_path(run, fmt)
+    sidecar = sidecar_path(file)
+    if not (file.is_file() and sidecar.is_file() and run.model_path.is_file()):
+        return None
+    facts = read_json(sidecar)
+    if facts.get("model") != _model_stamp(run.model_path):
+        return None
+    return ExportResult(path=file, format=fmt, size_bytes=file.stat().st_size, check=facts.get("check"),
+                        notes=tuple(facts.get("notes", ())))
+
+
+def describe_export(result: ExportResult) -> list[str]:
+    """Return the readable lines of one export that the CLI and the app show.
+
+    Returns:
+        ``"<format>, <size>"``, then the check numbers (when checked), then one ``note: …`` line per note.
+    """
+    lines = [f"{result.format}, {format_bytes(result.size_bytes)}"]
+    if result.check is not None:
+        check = result.check
+        lines.append(f"check on {check['images']} images: max probability difference {check['max_prob_diff']:.3g}, "
+                     f"top-1 agreement {check['top1_agreement']:.1%}")
+    return lines + [f"note: {note}" for note in result.notes]
+
+
+def export_run(run_path, fmt: str, out_path=None, *, images_dir=None) -> ExportResult:
+    """Export a run's model, calibrated and checked on its training images, into its ``exports/`` folder.
+
+    The export is built once per model: while the run's ``model.keras`` is
+    unchanged, the kept file (:func:`cached_export`) is returned again.
 
     Args:
         run_path: A run folder, or a run id under the runs folder.
         fmt: An export format (:data:`tltools.export.FORMATS`).
-        out_path: The file to write; its suffix must be the format's.
+        out_path: Also copy the export to this file (its suffix must be the
+            format's); None to keep it only in the run's ``exports/`` folder.
         images_dir: A folder of representative images to use instead of the
-            run's training split.
+            run's training split; the export is then built afresh.
 
     Returns:
-        The :class:`ExportResult`; its notes say when the check was skipped.
+        The :class:`ExportResult` of the file at ``out_path`` (or in the run
+        folder); its notes say when the check was skipped.
 
     Raises:
         TLToolsError: For a missing run or model, a bad format or path, an
             int8 export whose training images are gone, or any error of
             :func:`tltools.export.export_model`.
     """
-    out_path = check_target(fmt, out_path)
     run = read_run(run_path)
-    paths, problem = (folder_images(images_dir), None) if images_dir is not None else training_images(run.path)
-    if not paths and fmt == INT8:
-        raise TLToolsError(
-            f"tflite-int8 export needs the run's training images to calibrate the quantisation, but {problem}; "
-            "restore them, or give a folder of representative images (--images DIR)"
-        )
-    model, class_names, metadata = load_model(run.path)
-    metadata = {**metadata, "config": run.config, "metrics": run.metrics or {}, "dataset": dataset_summary(run.path)}
-    return _export(model, class_names, metadata, fmt, out_path, paths, problem)
+    kept = run_export_path(run, fmt)
+    target = check_target(fmt, out_path) if out_path is not None else kept
+    result = cached_export(run, fmt) if images_dir is None else None
+    if result is None:
+        paths, problem = (folder_images(images_dir), None) if images_dir is not None else training_images(run)
+        if not paths and fmt == INT8:
+            raise TLToolsError(
+                f"tflite-int8 export needs the run's training images to calibrate the quantisation, but {problem}; "
+                "restore them, or give a folder of representative images (--images DIR)"
+            )
+        stamp = _model_stamp(run.model_path) if run.model_path.is_file() else None
+        model, class_names, metadata = load_model(run.path)
+        metadata = {**metadata, "config": run.config, "metrics": run.metrics or {}, "dataset": dataset_summary(run)}
+        result = _export(model, class_names, metadata, fmt, kept, paths, problem)
+        write_json(sidecar_path(kept), {"format": fmt, "check": result.check, "notes": list(result.notes),
+                                        "model": stamp})
+    if target != kept:
+        with atomic_path(target) as temporary:
+            shutil.copyfile(kept, temporary)
+        result = dataclasses.replace(result, path=target)
+    return result
 
 
 def export_file(model_path, fmt: str, out_path, *, images_dir=None) -> ExportResult:
@@ -90,26 +165,24 @@ def export_file(model_path, fmt: str, out_path, *, images_dir=None) -> ExportRes
     return _export(model, class_names, metadata, fmt, out_path, paths, "no images were given to check it on")
 
 
-def training_images(run_folder: Path) -> tuple[list[Path], str | None]:
-    """Return a seeded sample of a run's training images that still exist, or why there are none.
+def training_images(run: runs.RunInfo) -> tuple[list[Path], str | None]:
+    """Return a seeded sample of the run's training images that are still there unchanged, or why there are none.
 
     Returns:
         ``(paths, None)`` with up to :data:`SAMPLE_SIZE` paths, or
-        ``([], reason)`` when the run's split files or images are missing.
+        ``([], reason)`` when the run's split record or its images are missing.
     """
-    dataset_file, splits_file = run_folder / DATASET_FILE, run_folder / SPLITS_FILE
-    if not dataset_file.is_file() or not splits_file.is_file():
-        return [], f"the run folder {run_folder} lacks the {DATASET_FILE} and {SPLITS_FILE} that name them"
-    root = read_json(dataset_file).get("root")
-    if not root:
-        return [], f"{dataset_file} does not say where the dataset is (no root)"
-    root = Path(root)
-    rows = _split_rows(splits_file)
-    listed = [root / row["relpath"] for row in rows if row.get("split") == "train" and row.get("relpath")]
-    present = [path for path in listed if path.is_file()]
-    if not present:
-        return [], f"its {len(listed)} training images are gone from {root}"
-    return _sample(present), None
+    try:
+        rows, root = runs.read_split(run), runs.dataset_root(run)
+    except TLToolsError as error:
+        return [], str(error)
+    rows = rows[rows["split"] == "train"]
+    order = np.random.default_rng(SAMPLE_SEED).permutation(len(rows))[:SAMPLE_SIZE]
+    sample = rows.iloc[order]
+    present = sample[runs.unchanged_images(root, sample)]
+    if present.empty:
+        return [], f"its {len(rows)} training images are gone from {root} or changed"
+    return [root / relpath for relpath in present["relpath"]], None
 
 
 def folder_images(folder) -> list[Path]:
@@ -127,21 +200,24 @@ def folder_images(folder) -> list[Path]:
     return _sample(found)
 
 
-def dataset_summary(run_folder: Path) -> dict:
+def dataset_summary(run: runs.RunInfo) -> dict:
     """Return what the model card shows about a run's dataset: its name and images per split.
 
     The dataset's absolute root path is reduced to its folder name: bundles
     leave the machine, local paths should not.
     """
-    dataset_file, splits_file = run_folder / DATASET_FILE, run_folder / SPLITS_FILE
+    dataset_file = run.path / runs.DATASET_FILE
     if not dataset_file.is_file():
         return {}
     summary = dict(read_json(dataset_file))
+    summary.pop("split_settings", None)
     root = summary.pop("root", None)
     if root:
         summary = {"name": Path(root).name, **summary}
-    if splits_file.is_file():
-        summary["images per split"] = dict(collections.Counter(row.get("split") for row in _split_rows(splits_file)))
+    try:
+        summary["images per split"] = dict(collections.Counter(runs.read_split(run)["split"]))
+    except TLToolsError:
+        pass
     return summary
 
 
@@ -163,9 +239,10 @@ def _export(model, class_names, metadata, fmt, out_path, paths, problem) -> Expo
     return result
 
 
-def _split_rows(splits_file: Path) -> list[dict]:
-    with open(splits_file, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+def _model_stamp(model_file: Path) -> dict:
+    """Return what identifies one version of a model file: its modification time and size."""
+    stat = Path(model_file).stat()
+    return {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
 
 
 def _sample(paths: list[Path]) -> list[Path]:
