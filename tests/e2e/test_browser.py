@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.ui import PAGE_MS, choose, open_page, screenshot, set_number, wait_for_run
+from tests.e2e.ui import PAGE_MS, choose, open_page, screenshot, set_number, track_app_socket, wait_for_run
 from tests.factories import COLOURS, colour_images
 
 FLOWERS12 = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "flowers12"
@@ -119,6 +119,7 @@ def test_upload_train_watch_download_and_load(browser, app_url, artifacts, tmp_p
     classes = class_names(archive)
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
+    track_app_socket(page)
     try:
         page.goto(app_url)
         expect(page.get_by_role("heading", name="Teach a pretrained model your own image classes")).to_be_visible(

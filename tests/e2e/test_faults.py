@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.e2e.ui import PAGE_MS, open_page, screenshot, set_number, wait_for_run
+from tests.e2e.ui import PAGE_MS, open_page, screenshot, set_number, track_app_socket, wait_for_run
 from tests.factories import colour_images
 from tests.waiting import wait_until
 
@@ -93,6 +93,7 @@ def browser_page(browser, artifacts: Path, name: str):
     """
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    track_app_socket(page)
     try:
         yield page
     except Exception:

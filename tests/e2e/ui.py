@@ -4,45 +4,50 @@ Shared by the browser tests (``test_browser.py``, ``test_faults.py``); ``page``
 is a Playwright page showing the app.
 """
 
+import contextlib
 import re
+import weakref
 from pathlib import Path
 
 PAGE_MS = 60_000  # a page's first run (imports TensorFlow, builds the preview model)
 
 
 _APP = '[data-testid="stApp"]'
-# Counts the app's script runs that begin from now on: Streamlit flips the stApp element's
-# data-test-script-state to "running" when a rerun starts and back when it ends.
-_COUNT_RUNS = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    window.__tltoolsRuns = 0;
-    if (window.__tltoolsRunWatch) window.__tltoolsRunWatch.disconnect();
-    window.__tltoolsRunWatch = new MutationObserver((changes) => {
-        for (const change of changes)
-            if (change.target.getAttribute("data-test-script-state") === "running" || change.oldValue === "running")
-                window.__tltoolsRuns += 1;
-    });
-    window.__tltoolsRunWatch.observe(app, {attributes: true, attributeOldValue: true,
-                                           attributeFilter: ["data-test-script-state"]});
-}"""
+_SOCKETS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # page -> the app's latest websocket
 
 
-def expect_rerun(page) -> None:
-    """Start counting the app's reruns; the next :func:`wait_for_run` then waits for one that began after this."""
-    page.evaluate(_COUNT_RUNS)
+def track_app_socket(page) -> None:
+    """Remember the websocket the app opens on ``page`` (call before the page opens the app; reloads are followed)."""
+    page.on("websocket", lambda socket: _SOCKETS.__setitem__(page, socket) if "/_stcore/stream" in socket.url else None)
+
+
+def _whole_run_finished(payload) -> bool:
+    """True when a frame from the server says the app's script (not a fragment) finished a run."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    if isinstance(payload, str):
+        return False
+    message = ForwardMsg.FromString(payload)
+    return message.WhichOneof("type") == "script_finished" and message.script_finished in (
+        ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR)
+
+
+@contextlib.contextmanager
+def rerun(page, timeout: int = PAGE_MS):
+    """Around an action that reruns the app: after the block, wait for that rerun to finish.
+
+    The server's "script finished" message is awaited, so a rerun that has not
+    begun yet is not mistaken for a finished one (needs :func:`track_app_socket`).
+    """
+    with _SOCKETS[page].expect_event("framereceived", predicate=_whole_run_finished, timeout=timeout):
+        yield
+    wait_for_run(page, timeout)
 
 
 def wait_for_run(page, timeout: int = PAGE_MS) -> None:
-    """Wait until the app's script is connected and no longer running.
-
-    After :func:`expect_rerun` it first waits for a rerun to have begun since then,
-    so an action's rerun that has not started yet is not mistaken for a finished one.
-    """
+    """Wait until the app's script is connected and not running (after :func:`rerun`, or once its output shows)."""
     from playwright.sync_api import expect
 
-    if page.evaluate("() => window.__tltoolsRuns !== undefined"):
-        page.wait_for_function("() => window.__tltoolsRuns > 0", timeout=timeout)
-        page.evaluate("() => { window.__tltoolsRunWatch.disconnect(); delete window.__tltoolsRuns; }")
     expect(page.locator(f'{_APP}[data-test-connection-state="CONNECTED"]')).to_be_attached(timeout=timeout)
     expect(page.locator(f'{_APP}[data-test-script-state="notRunning"]')).to_be_attached(timeout=timeout)
 
@@ -64,12 +69,12 @@ def set_number(page, label: str, value: int) -> None:
     from playwright.sync_api import expect
 
     field = page.get_by_label(label, exact=True)
-    if field.input_value() != str(value):  # an unchanged value triggers no rerun
-        expect_rerun(page)
-    field.fill(str(value))
-    field.press("Enter")
+    if field.input_value() == str(value):  # an unchanged value triggers no rerun
+        return
+    with rerun(page):
+        field.fill(str(value))
+        field.press("Enter")
     expect(field).to_have_value(str(value))
-    wait_for_run(page)
 
 
 def choose(page, key: str, option: str) -> None:
@@ -79,12 +84,12 @@ def choose(page, key: str, option: str) -> None:
     box = page.locator(f".st-key-{key}")
     field = box.get_by_role("combobox")
     box.scroll_into_view_if_needed()
-    if field.input_value() != option:  # choosing the current option triggers no rerun
-        expect_rerun(page)
+    if field.input_value() == option:  # choosing the current option triggers no rerun
+        return
     box.get_by_role("button", name="Open").click()
-    page.get_by_role("option").filter(has_text=re.compile(rf"^{re.escape(option)}$")).click()
+    with rerun(page):
+        page.get_by_role("option").filter(has_text=re.compile(rf"^{re.escape(option)}$")).click()
     expect(field).to_have_value(option)
-    wait_for_run(page)
 
 
 def screenshot(page, artifacts: Path, name: str) -> None:
