@@ -54,8 +54,12 @@ KFOLD_BELOW = 100
 FINAL_OVERHEAD_S = 6.0
 # Epochs a searched head is expected to need until early stopping, before any searched trial has run.
 EXPECTED_EPOCHS = 30
-# Least seconds the trainer takes per epoch on cached features (its pipeline, callbacks and logging).
-TRAINER_EPOCH_S = 0.25
+# Seconds the trainer takes per epoch on cached features beyond its steps (pipeline, callbacks, logging),
+# and per step of a batch.
+TRAINER_EPOCH_S = 0.2
+TRAINER_STEP_S = 0.004
+# Seconds building a backbone is assumed to take before one has been built.
+DEFAULT_BUILD_S = 5.0
 
 
 @dataclasses.dataclass
@@ -140,9 +144,12 @@ def run_auto(
     wanted = backbones if backbones is not None else None
     if wanted is not None and base.backbone in wanted:
         wanted = [base.backbone, *[name for name in wanted if name != base.backbone]]
+    epoch_seconds = _trainer_epoch_seconds(len(split.split("train")), base.batch_size)
+    least = DEFAULT_BUILD_S * 1.5 + (base.epochs + 1) * epoch_seconds + FINAL_OVERHEAD_S  # trial 0 + the default run
     got, skipped = extract_candidates(
         split, deadline, backbones=wanted, weights=base.weights, image_size=base.image_size, pooling=base.pooling,
-        batch_size=base.batch_size, keep=SEARCH_SHARE * deadline.seconds, max_backbones=max_backbones, log=say)
+        batch_size=base.batch_size, keep=max(SEARCH_SHARE * deadline.seconds, least), min_keep=least,
+        max_backbones=max_backbones, log=say)
     by_name = {item.backbone: item for item in got}
     say(f"features ready after {deadline.elapsed:.1f} s")
 
@@ -162,16 +169,17 @@ def run_auto(
         epoch = max((record.seconds / record.epochs for record in scored), default=0.0)
         searched = [record.epochs / search.kfold for record in scored if record.number > 0]
         epochs = base.epochs if default_only else max([base.epochs, *(searched or [EXPECTED_EPOCHS])])
-        return 1.5 * slowest_build + epochs * max(TRAINER_EPOCH_S, 3 * epoch) + FINAL_OVERHEAD_S
+        return 1.5 * slowest_build + epochs * max(epoch_seconds, 3 * epoch) + FINAL_OVERHEAD_S
 
     while len(search.records) < max_trials:
-        if not search.records:  # the default's trial always runs: it is the floor of the choice
-            reserve = final_reserve([], default_only=True)
+        if not search.records:  # the default's trial always runs to its end: it is the floor of the choice
+            reserve, stop_at = final_reserve([], default_only=True), None
         else:
             reserve = final_reserve(search.records)
             if not deadline.allows(_typical_trial_seconds(search.records), keep=reserve):
                 break
-        record = search.run_trial(stop_at=deadline.until(reserve))
+            stop_at = deadline.until(reserve)
+        record = search.run_trial(stop_at=stop_at)
         say(f"trial {record.number}: {record.state}, val accuracy "
             f"{'-' if record.score is None else f'{record.score:.3f}'} in {record.seconds:.1f} s")
         if on_trial is not None:
@@ -186,7 +194,8 @@ def run_auto(
     config = _final_config(base, chosen, by_name[chosen.params["backbone"]])
     say(f"chosen: {reason}")
     started = clock()
-    result = _train_within(config, dataset, deadline, runs_root)
+    result = _train_within(config, dataset, deadline, runs_root,
+                           least=1.5 * slowest_build + base.epochs * epoch_seconds)
     say(f"final run: {result.run.status} after {result.metrics['epochs_run']} epochs in {clock() - started:.1f} s "
         f"(reserved {final_reserve(search.records, default_only=chosen.number == 0):.1f} s)")
     val_accuracy = result.metrics["val"]["accuracy"]
@@ -210,6 +219,11 @@ def run_auto(
     }
     write_report(result.run.path, search.records, summary)
     return AutoResult(result, search.records, chosen, config, reason, skipped, deadline.elapsed, summary)
+
+
+def _trainer_epoch_seconds(train_images: int, batch_size: int) -> float:
+    """Return the seconds the trainer is expected to take per epoch on cached features."""
+    return TRAINER_EPOCH_S + TRAINER_STEP_S * -(-train_images // batch_size)
 
 
 def _typical_trial_seconds(records: list[TrialRecord]) -> float:
@@ -263,10 +277,15 @@ def _final_config(base: TrainConfig, chosen: TrialRecord, features: BackboneFeat
         fine_tune_epochs=0, unfreeze="all", augment=dataclasses.asdict(AugmentOptions()))
 
 
-def _train_within(config: TrainConfig, dataset: Dataset, deadline: Deadline, runs_root) -> TrainResult:
-    """Train ``config``, asking the run to stop (keeping its best epoch) when the budget is nearly spent."""
+def _train_within(config: TrainConfig, dataset: Dataset, deadline: Deadline, runs_root, *,
+                  least: float) -> TrainResult:
+    """Train ``config``, asking the run to stop (keeping its best epoch) when the budget is nearly spent.
+
+    The run gets at least ``least`` seconds (what the default settings need), budget or not:
+    a model stopped before its first epoch would be worse than the plain default.
+    """
     stop = StopRequest()
-    timer = threading.Timer(max(deadline.remaining - FINAL_OVERHEAD_S / 2, 0.0), stop.stop)
+    timer = threading.Timer(max(deadline.remaining - FINAL_OVERHEAD_S / 2, least), stop.stop)
     timer.daemon = True
     timer.start()
     try:

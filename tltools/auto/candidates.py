@@ -32,6 +32,8 @@ from tltools.training.split_model import split_at_pooling
 
 # Images decoded and pushed through a backbone to measure its speed.
 PROBE_IMAGES = 16
+# Factor on measured extraction estimates: a probe of a few images runs faster than a whole pass on a busy machine.
+SAFETY = 1.5
 
 
 @dataclasses.dataclass(eq=False)
@@ -117,6 +119,7 @@ def extract_candidates(
     pooling: str = "avg",
     batch_size: int = 32,
     keep: float = 0.0,
+    min_keep: float = 0.0,
     max_backbones: int | None = None,
     log=None,
 ) -> tuple[list[BackboneFeatures], list[SkippedBackbone]]:
@@ -130,8 +133,8 @@ def extract_candidates(
         image_size: Input side; None uses each backbone's default.
         pooling: The pooling layer the features end with (the final run's).
         batch_size: Images per forward pass.
-        keep: Seconds to leave on the deadline for the search and the final run;
-            the first backbone is extracted whenever it fits the budget without them.
+        keep: Seconds to leave for the search and the final run once one backbone's features are there.
+        min_keep: Seconds the least search and final run need; the first backbone may use all but these.
         max_backbones: Most backbones to extract (None: as many as fit).
         log: Optional ``callable(line)`` told what happens.
 
@@ -139,84 +142,130 @@ def extract_candidates(
         The features got, in the order tried, and the backbones skipped with reasons.
 
     Raises:
-        TLToolsError: Not even the first candidate fits the budget, or none could be built.
+        TLToolsError: No candidate's features fit the budget (the message says what budget would do),
+            or none could be built.
     """
     say = log or (lambda line: None)
     names, skipped = order_candidates(backbones, weights)
     table = image_table(dataset)
     paths = [dataset.root / relpath for relpath in table["relpath"]]
-    decoded: dict[int, object] = {}
     got: list[BackboneFeatures] = []
+    needed: list[float] = []
+    measured = None  # (backbone, its spec, input size, seconds per image) of the first extraction timed
     for name in names:
         if max_backbones is not None and len(got) >= max_backbones:
             skipped.append(SkippedBackbone(name, f"auto mode was limited to {max_backbones} backbone(s)"))
             continue
-        started = time.monotonic()
-        reserve = keep if got else keep / 3  # the first backbone may use more of the budget than later ones
+        started = deadline.now()
+        reserve = keep if got else min_keep
+        guess = _scaled_guess(measured, get_backbone(name), image_size, len(paths))
+        if guess is not None and not deadline.allows(guess, keep=reserve):
+            skipped.append(SkippedBackbone(
+                name, f"extracting its features would take about {guess:.0f} s (scaled from "
+                      f"{measured[0]}'s measured speed), more than the {max(deadline.remaining - reserve, 0):.0f} s "
+                      "left for it"))
+            continue
         try:
             model = build_model(name, len(dataset.classes), weights=weights, input_size=image_size, pooling=pooling)
         except TLToolsError as error:
             skipped.append(SkippedBackbone(name, f"it could not be built: {error}"))
             continue
-        build_seconds = time.monotonic() - started
+        build_seconds = deadline.now() - started
         size = int(model.input_shape[1])
         split = split_at_pooling(model)
         key = feature_key(dataset, split, backbone=name, weights=weights, image_size=size, table=table)
         features = load_features(key)
         if features is not None:
-            got.append(BackboneFeatures(name, size, features, True, time.monotonic() - started, build_seconds))
+            got.append(BackboneFeatures(name, size, features, True, deadline.now() - started, build_seconds))
             say(f"{name}: features found in the cache")
             continue
-        estimate = _estimate_seconds(split.extractor, paths, size, decoded, batch_size)
+        estimate = SAFETY * _estimate_seconds(split.extractor, paths, size, batch_size)
+        if measured is None:
+            measured = (name, get_backbone(name), size, estimate / len(paths))
         if not deadline.allows(estimate, keep=reserve):
+            needed.append(deadline.elapsed + estimate + min_keep)
             skipped.append(SkippedBackbone(
                 name, f"extracting its features would take about {estimate:.0f} s, more than the "
                       f"{max(deadline.remaining - reserve, 0):.0f} s left for it"))
             continue
-        limit = deadline.until(reserve)
-
-        def on_progress(done, total, limit=limit):
-            if deadline.now() > limit:
-                raise _OutOfTime
-
+        images = _DecodedOnDemand(paths, size, deadline.until(reserve), deadline.now)
         try:
-            if size not in decoded:
-                decoded[size] = decode_images(paths, size)
-            extract_features(split.extractor, [key], [(decoded[size], np.arange(len(paths)))],
-                             batch_size=batch_size, on_progress=on_progress)
+            extract_features(split.extractor, [key], [(images, np.arange(len(paths)))], batch_size=batch_size)
         except _OutOfTime:
-            skipped.append(SkippedBackbone(name, "the time budget ran out while extracting its features"))
+            needed.append(deadline.elapsed / max(images.done, 1) * len(paths) + min_keep)
+            skipped.append(SkippedBackbone(name, f"the time budget ran out while extracting its features "
+                                                 f"({images.done} of {len(paths)} images)"))
             continue
         features = load_features(key)
         if features is None:
             skipped.append(SkippedBackbone(name, "its features could not be read back from the cache"))
             continue
-        seconds = time.monotonic() - started
+        seconds = deadline.now() - started
+        if measured[0] == name:  # the whole pass, timed, beats the probe's estimate
+            measured = (name, measured[1], size, SAFETY * (seconds - build_seconds) / len(paths))
         got.append(BackboneFeatures(name, size, features, False, seconds, build_seconds))
         say(f"{name}: features of {len(paths)} images extracted in {seconds:.0f} s (estimated {estimate:.0f} s)")
     if not got:
+        hint = (f"; about {min(needed):.0f} s would do" if needed else "")
         reasons = "; ".join(f"{item.backbone}: {item.reason}" for item in skipped[:3])
-        raise TLToolsError(f"auto mode found no backbone it could use within the {deadline.seconds:.0f} s budget "
-                           f"({reasons}); raise --time-budget or name an offline backbone")
+        raise TLToolsError(f"auto mode found no backbone whose features fit the {deadline.seconds:.0f} s budget "
+                           f"({reasons}){hint}; raise --time-budget or name an offline backbone")
     return got, skipped
 
 
-def _estimate_seconds(extractor, paths: list, size: int, decoded: dict, batch_size: int) -> float:
-    """Estimate seconds to decode (unless already decoded at ``size``) and extract every image.
+def _scaled_guess(measured, spec: BackboneSpec, image_size: int | None, images: int) -> float | None:
+    """Guess a backbone's extraction seconds from another one's measured speed, before building it.
 
-    Decodes :data:`PROBE_IMAGES` images and times a second forward pass over
-    them (the first one builds the graph).
+    Cost is taken as proportional to parameters times input pixels: rough, but it
+    avoids building (seconds each) backbones that clearly cannot fit.
+    """
+    if measured is None:
+        return None
+    _, reference, reference_size, per_image = measured
+    size = image_size or spec.default_size
+    return per_image * images * (spec.params / reference.params) * (size / reference_size) ** 2
+
+
+class _DecodedOnDemand:
+    """The dataset's images decoded a slice at a time as the extraction asks for them, until a time limit.
+
+    Decoding and extraction thus interleave batch by batch: memory stays at one
+    batch, and an extraction that would overrun the budget stops within a batch.
+
+    Args:
+        paths: Image files in cache order.
+        size: Side of the square images.
+        limit: Time (on ``now``'s clock) after which asking for more raises :class:`_OutOfTime`.
+        now: ``callable()`` returning the current time.
+    """
+
+    def __init__(self, paths: list, size: int, limit: float, now):
+        self.paths, self.size, self.limit, self.now = paths, size, limit, now
+        self.done = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if self.now() > self.limit:
+            raise _OutOfTime
+        images = decode_images(self.paths[rows], self.size, memory_budget=2**62)
+        self.done += len(images)
+        return images
+
+
+def _estimate_seconds(extractor, paths: list, size: int, batch_size: int) -> float:
+    """Estimate the seconds to decode and extract every image, from :data:`PROBE_IMAGES` of them.
+
+    The forward pass is timed on its second run (the first one builds the graph).
     """
     probe = paths[:PROBE_IMAGES]
     started = time.monotonic()
-    images = decode_images(probe, size)
-    decode_rate = len(probe) / max(time.monotonic() - started, 1e-6)
+    images = decode_images(probe, size, memory_budget=2**62)
+    decode_seconds = (time.monotonic() - started) / len(probe)
     batch = np.asarray(images[:batch_size], dtype=np.float32)
     extractor.predict_on_batch(batch)
     started = time.monotonic()
     extractor.predict_on_batch(batch)
-    extract_rate = len(batch) / max(time.monotonic() - started, 1e-6)
-    total = len(paths) / extract_rate
-    if size not in decoded:
-        total += len(paths) / decode_rate
-    return total
+    extract_seconds = (time.monotonic() - started) / len(batch)
+    return len(paths) * (decode_seconds + extract_seconds)

@@ -217,7 +217,7 @@ class HeadFitter:
             variable.assign(value)
         train = (tf.data.Dataset.from_tensor_slices((x_train, tf.one_hot(y_train, self.num_classes)))
                  .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size))
-        watch = _Watch(x_val, y_val, patience, on_epoch, stop_at, clock)
+        watch = self.watch = _Watch(x_val, y_val, patience, on_epoch, stop_at, clock)
         class_weight = (balanced_class_weights(y_train, self.num_classes)
                         if self.params["class_weights"] == "balanced" else None)
         # No validation_data: Keras would trace a second graph per head; the watch scores val eagerly instead.
@@ -297,7 +297,7 @@ class HeadSearch:
         self.space = (space or SearchSpace()).including(default)
         self.folds = folds(data.labels, kfold_below=kfold_below, seed=seed)
         self.records: list[TrialRecord] = []
-        warmup = 1 if len(self.folds) > 1 else 10  # pruning compares after folds, or after epochs
+        warmup = 1 if len(self.folds) > 1 else schedule[1]  # pruning compares after folds, or after epochs
         self.study = optuna.create_study(
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8),
@@ -349,6 +349,7 @@ class HeadSearch:
                         raise _Pruned
         except _Pruned:
             state = "pruned"
+            epochs_run += fitter.watch.epochs
         score = float(np.mean(scores)) if scores else None
         entropy = float(np.mean(entropies)) if entropies else None
         if state == "pruned":
