@@ -131,16 +131,44 @@ def test_early_stopping_ends_a_run_whose_validation_loss_only_rises(tmp_path):
     assert result.metrics["best_epoch"] == 1
 
 
-def test_balanced_class_weights_and_the_imbalance_warning(tmp_path):
+@pytest.fixture
+def fit_class_weights(monkeypatch):
+    """The ``class_weight`` every ``fit`` of a run receives, in order."""
+    import keras
+
+    received = []
+    fit = keras.Model.fit
+
+    def spying_fit(self, *args, **kwargs):
+        received.append(kwargs.get("class_weight"))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spying_fit)
+    return received
+
+
+def test_balanced_class_weights_reach_fit_and_imbalance_without_them_warns(tmp_path, fit_class_weights):
     files = colour_images({"red": COLOURS["red"]}, 24, seed=3)
     files.update(colour_images({"blue": COLOURS["blue"]}, 4, seed=4))
     dataset = load_dataset(write_tree(tmp_path, files), val_fraction=0.25)
     log = TrainingLog()
     warned = train(fast_config(epochs=1), dataset, log=log)
+    assert fit_class_weights == [None]
     assert "imbalanced" in (warned.run.path / "log.txt").read_text()
     assert any("imbalanced" in message for message in log.snapshot()["messages"])
+
     weighted = train(fast_config(epochs=1, class_weights="balanced"), dataset)
+    train_split = pd.read_csv(weighted.run.path / "splits.csv").query("split == 'train'")
+    counts = train_split["label"].value_counts()  # classes in output order: blue (0), red (1)
+    assert counts["red"] >= 5 * counts["blue"]
+    expected = {0: len(train_split) / (2 * counts["blue"]), 1: len(train_split) / (2 * counts["red"])}
+    assert fit_class_weights[1] == pytest.approx(expected)
     assert "imbalanced" not in (weighted.run.path / "log.txt").read_text()
+
+
+def test_balanced_class_weights_on_balanced_data_are_all_one(colours, fit_class_weights):
+    train(fast_config(epochs=1, class_weights="balanced"), colours)
+    assert fit_class_weights == [{0: pytest.approx(1.0), 1: pytest.approx(1.0), 2: pytest.approx(1.0)}]
 
 
 def test_continuing_a_run_on_the_same_classes_starts_from_its_weights(two_phase, colours):

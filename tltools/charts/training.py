@@ -2,6 +2,7 @@
 
 import plotly.graph_objects as go
 
+from tltools.training.callbacks.named_logs import objective_differs
 from tltools.training.lr_finder import LRFinderResult
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend=dict(orientation="h", y=-0.25))
@@ -10,30 +11,41 @@ _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend=dict(orie
 def epoch_curves_figure(epochs: list[dict], metric: str) -> go.Figure:
     """Return train and validation ``metric`` per epoch, with the fine-tuning phase shaded.
 
+    For ``"loss"`` the curves are the unsmoothed cross-entropy; when the records also hold the
+    ``objective`` the optimizer minimised and it differs (label smoothing, class weights), it is
+    drawn dashed under its own name.
+
     Args:
         epochs: Epoch records from :meth:`tltools.training.TrainingLog.snapshot` (or a history table's rows).
         metric: ``"loss"`` or ``"accuracy"``.
     """
     figure = go.Figure()
     x = [epoch["epoch"] for epoch in epochs]
-    for key, name in ((metric, "train"), (f"val_{metric}", "validation")):
-        figure.add_scatter(x=x, y=[epoch.get(key) for epoch in epochs], mode="lines+markers", name=name)
+    traces = [(metric, "train", "solid"), (f"val_{metric}", "validation", "solid")]
+    if metric == "loss" and any(objective_differs(epoch) for epoch in epochs):
+        traces += [("objective", "train objective (label-smoothed / weighted)", "dash"),
+                   ("val_objective", "validation objective (label-smoothed)", "dash")]
+    for key, name, dash in traces:
+        figure.add_scatter(x=x, y=[epoch.get(key) for epoch in epochs], mode="lines+markers", name=name,
+                           line=dict(dash=dash))
     fine_tuning = [epoch["epoch"] for epoch in epochs if epoch.get("phase") == 2]
     if fine_tuning:
         figure.add_vrect(x0=min(fine_tuning) - 0.5, x1=max(fine_tuning) + 0.5, fillcolor="orange", opacity=0.12,
                          line_width=0, annotation_text="fine-tuning", annotation_position="top left")
-    figure.update_layout(title=metric.capitalize(), xaxis_title="epoch", yaxis_title=metric, **_LAYOUT)
+    title = "Loss (cross-entropy)" if metric == "loss" else metric.capitalize()
+    figure.update_layout(title=title, xaxis_title="epoch", yaxis_title=metric, **_LAYOUT)
     if metric == "accuracy":
         figure.update_yaxes(range=[0, 1.02])
     return figure
 
 
 def batch_loss_figure(batches: list[dict]) -> go.Figure:
-    """Return the training loss after every recorded batch (Keras' running mean within each epoch)."""
+    """Return the training cross-entropy after every recorded batch (Keras' running mean within each epoch)."""
     figure = go.Figure()
     figure.add_scatter(x=[batch["step"] for batch in batches], y=[batch.get("loss") for batch in batches],
                        mode="lines", name="loss")
-    figure.update_layout(title="Loss per batch", xaxis_title="step", yaxis_title="loss", showlegend=False, **_LAYOUT)
+    figure.update_layout(title="Loss (cross-entropy) per batch", xaxis_title="step", yaxis_title="loss",
+                         showlegend=False, **_LAYOUT)
     return figure
 
 

@@ -7,6 +7,7 @@ import sys
 from tltools.cli.options import add_options, values_from_args
 from tltools.data import load_dataset
 from tltools.training import TrainConfig, TrainingLog, train
+from tltools.training.callbacks import objective_differs
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +95,14 @@ class ProgressPrinter:
 
 
 def _format_logs(epoch: dict) -> str:
+    """One epoch's line: cross-entropy loss and accuracy, train and validation, then the learning rate and time.
+
+    When label smoothing (or class weights) make the minimised objective differ from the
+    cross-entropy, the objective follows under its own name.
+    """
     keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    if objective_differs(epoch):
+        keys += ("objective", "val_objective")
     parts = [f"{key} {epoch[key]:.4f}" for key in keys if key in epoch]
     return "  ".join(parts + [f"lr {epoch['learning_rate']:.2g}", f"{epoch['seconds']:.1f}s"])
 
@@ -107,5 +115,5 @@ def summary(run_path, metrics: dict) -> str:
         result = metrics.get(split)
         if result:
             lines.append(f"{split}: accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}  "
-                         f"loss {result['loss']:.4f}  ({result['num_images']} images)")
+                         f"loss (cross-entropy) {result['loss']:.4f}  ({result['num_images']} images)")
     return "\n".join(lines)

@@ -3,9 +3,12 @@
 Phase 1 trains the new head on the frozen base; phase 2 (when
 ``fine_tune_epochs`` > 0) unfreezes part of the base, recompiles with the lower
 fine-tuning learning rate and continues the epoch count, as the Keras
-transfer-learning guide and fastai's ``fine_tune`` do. BatchNorm stays in
-inference mode throughout (the model calls its base with ``training=False``).
-The best model by validation loss is checkpointed atomically after every
+transfer-learning guide and fastai's ``fine_tune`` do. Phase 2 starts from the
+best phase-1 epoch's weights, whether early stopping is on or not. BatchNorm
+stays in inference mode throughout (the model calls its base with ``training=False``).
+The best model by validation loss (the unsmoothed cross-entropy, which
+``metrics.json`` reports too: :mod:`tltools.training.callbacks.named_logs`;
+label smoothing only changes what the optimizer minimises) is checkpointed atomically after every
 improvement (at most every :data:`CHECKPOINT_INTERVAL` seconds, and always when
 a phase ends); the run ends ``completed``, ``stopped`` or ``failed`` with the
 reason, and a killed process leaves a run that reads back as ``interrupted``.
@@ -38,7 +41,7 @@ from tltools.model.builder import build_model
 from tltools.model.freezing import apply_unfreeze, freeze_base
 from tltools.model.io import load_model, save_model
 from tltools.prediction import predict_probabilities
-from tltools.training.callbacks import MetricsRecorder, StopRequest, ThrottledCheckpoint
+from tltools.training.callbacks import MONITOR, HistoryCSV, MetricsRecorder, StopRequest, ThrottledCheckpoint
 from tltools.training.class_weights import IMBALANCE_WARNING_RATIO, balanced_class_weights, imbalance_ratio
 from tltools.training.config import TrainConfig
 from tltools.training.fast_path import CachedPhase, FastPaths
@@ -168,7 +171,7 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
     def save_best(_fitted):  # always the full model, whichever part of it is being fit
         save_model(model, writer.model_path, classes, metadata={"run_id": writer.path.name})
 
-    checkpoint = ThrottledCheckpoint(save_best, monitor="val_loss", mode="min", min_interval=CHECKPOINT_INTERVAL)
+    checkpoint = ThrottledCheckpoint(save_best, monitor=MONITOR, mode="min", min_interval=CHECKPOINT_INTERVAL)
     recorder = MetricsRecorder(log, on_update)
     total_epochs = config.epochs + config.fine_tune_epochs
     log.update(total_epochs=total_epochs)
@@ -210,6 +213,8 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
         )
         epochs_done += len(history.epoch)
         last_cached = cached
+        # Whatever early stopping did: the next phase starts from the best epoch so far when it was this phase's.
+        checkpoint.restore_best(trained)
 
     if checkpoint.saves == 0:  # no epoch finished with a finite val loss: keep what there is
         save_best(model)
@@ -369,7 +374,8 @@ def _initial_model(config: TrainConfig, classes: list[str], from_run, writer) ->
     """Build a new transfer model, or start from an earlier run's model."""
     if from_run is None:
         return build_model(config.backbone, classes, weights=config.weights, input_size=config.image_size,
-                           pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout)
+                           pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
+                           seed=config.seed)
     previous, previous_classes, _ = load_model(from_run)
     if previous.name != config.backbone:
         raise TLToolsError(
@@ -381,7 +387,8 @@ def _initial_model(config: TrainConfig, classes: list[str], from_run, writer) ->
         return previous
     writer.log(f"new classifier for {len(classes)} classes on the base and hidden layers of {from_run}")
     model = build_model(config.backbone, classes, weights="none", input_size=previous.input_shape[1],
-                        pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout)
+                        pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
+                        seed=config.seed)
     for layer in model.layers:
         if layer.name == "predictions" or not layer.weights:
             continue
@@ -399,7 +406,9 @@ def _compile(model: keras.Model, config: TrainConfig, learning_rate: float) -> N
         optimizer=make_optimizer(config.optimizer, learning_rate, momentum=config.momentum,
                                  weight_decay=config.weight_decay),
         loss=_loss(config),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        # The unsmoothed cross-entropy, which checkpointing and early stopping watch (callbacks.named_logs).
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                 keras.metrics.CategoricalCrossentropy(name="crossentropy")],
     )
 
 
@@ -426,19 +435,24 @@ def _class_weight(config, train_labels: np.ndarray, num_classes: int, writer, lo
 
 def _standard_callbacks(config: TrainConfig, writer: runs.RunWriter) -> list[keras.callbacks.Callback]:
     """Keras' own callbacks for one phase: CSV history, early stopping, LR on plateau, TensorBoard."""
-    callbacks = [keras.callbacks.CSVLogger(str(writer.path / "history.csv"), append=True)]
-    if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True))
+    callbacks = [HistoryCSV(str(writer.path / "history.csv"), append=True)]
+    if config.early_stopping_patience:  # the trainer restores the best weights itself, after every phase
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min",
+                                                       patience=config.early_stopping_patience))
     if config.reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience, min_lr=1e-7))
+            monitor=MONITOR, mode="min", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
+            min_lr=1e-7))
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(writer.path / "tensorboard")))
     return callbacks
 
 
 def history_frame(run_path: Path | str) -> pd.DataFrame:
-    """Return a run's per-epoch history (``history.csv``) as a DataFrame (empty before the first epoch)."""
+    """Return a run's per-epoch history (``history.csv``) as a DataFrame (empty before the first epoch).
+
+    ``loss``/``val_loss`` are the unsmoothed cross-entropy, ``objective``/``val_objective`` what the
+    optimizer minimised (label-smoothed, class-weighted); see :mod:`tltools.training.callbacks.named_logs`.
+    """
     path = Path(run_path) / "history.csv"
     return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()

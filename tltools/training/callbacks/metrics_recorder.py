@@ -4,11 +4,15 @@ import time
 
 import keras
 
+from tltools.training.callbacks.named_logs import named_logs
 from tltools.training.progress import TrainingLog
 
 
 class MetricsRecorder(keras.callbacks.Callback):
     """Record per-batch and per-epoch logs, the learning rate and epoch timings.
+
+    ``loss`` in the records is the unsmoothed cross-entropy, ``objective`` what the optimizer
+    minimises (see :mod:`tltools.training.callbacks.named_logs`).
 
     Args:
         log: Where records go; readers use ``log.snapshot()`` from any thread.
@@ -61,4 +65,5 @@ class MetricsRecorder(keras.callbacks.Callback):
 
 
 def _floats(logs) -> dict:
-    return {key: float(value) for key, value in (logs or {}).items() if key != "learning_rate"}
+    """The logs as floats, losses named as a run records them (:func:`named_logs`)."""
+    return {key: float(value) for key, value in named_logs(logs).items() if key != "learning_rate"}
