@@ -99,6 +99,7 @@ def _outcome(result):
     return result.metrics["val"], result.model.get_weights()
 
 
+@pytest.mark.slow  # two runs, one beside a busy thread; the fast tier checks each seeded part on its own
 def test_a_run_reproduces_while_another_thread_builds_models_and_draws_random_numbers(colours):
     config = fast_config(epochs=2, weights="none", dense_units=8, dropout=0.3, batch_size=4)
     alone = _outcome(train(config, colours))
@@ -117,6 +118,7 @@ def test_a_run_reproduces_while_another_thread_builds_models_and_draws_random_nu
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # two runs; tests/model/test_builder.py checks the seeded model in the fast tier
 def test_another_seed_gives_another_model(colours):
     first = train(fast_config(epochs=1, seed=0), colours).model.get_layer("predictions").get_weights()
     other = train(fast_config(epochs=1, seed=1), colours).model.get_layer("predictions").get_weights()
