@@ -44,6 +44,8 @@ def test_the_budget_is_respected_and_every_trial_is_recorded_in_the_run_folder(c
     summary = json.loads((run / AUTO_FILE).read_text())
     assert summary["chosen_trial"] == auto.chosen.number and summary["why"] == auto.why
     assert summary["seconds"] <= budget * 1.1
+    assert summary["fine_tuning"]  # tried or not, it says which and why
+    assert ("improved" in summary["fine_tuning"]) == bool(auto.config.fine_tune_epochs)
     assert json.loads((run / "config.json").read_text())["learning_rate"] == pytest.approx(
         auto.chosen.params["learning_rate"])
 

@@ -18,6 +18,11 @@ the final run included):
 3. **Result**: the winner is trained by :func:`tltools.training.train` into an
    ordinary run folder (model, metrics, exports work as for any run), with
    ``trials.csv`` and ``auto.json`` beside them (:mod:`tltools.auto.report`).
+4. **Fine-tuning, when it pays**: when the budget leaves room for it (its cost is
+   estimated from the measured pass over the images), the head run is continued
+   with the top block of the base unfrozen at a tenth of the learning rate
+   (BatchNorm stays frozen); the fine-tuned run is kept only if its validation
+   accuracy is higher, and ``auto.json`` says which way it went.
 
 The same data, budget, seed and trial count give the same choice; when the
 budget, not ``max_trials``, ends the search, a slower machine may run fewer trials.
@@ -31,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from tltools.auto.budget import Deadline
+from tltools.backbones import get_backbone
 from tltools.auto.candidates import BackboneFeatures, SkippedBackbone, extract_candidates
 from tltools.auto.report import AUTO_FILE, TRIALS_FILE, describe, leaderboard, read_trials, why, write_report
 from tltools.auto.search import FeatureSplits, HeadSearch, SearchSpace, TrialRecord
@@ -52,6 +58,11 @@ SCHEDULE = (200, 15)
 KFOLD_BELOW = 100
 # Seconds the final run needs beyond fitting: saving the model, evaluating, writing the run folder.
 FINAL_OVERHEAD_S = 6.0
+# Fine-tuning tried after the head run: epochs of the top block, their early-stopping patience, and the
+# most of the budget it may take (beyond that it is not tried, and the search gets the time).
+FINE_TUNE_EPOCHS = 15
+FINE_TUNE_PATIENCE = 5
+FINE_TUNE_SHARE = 0.4
 # Epochs a searched head is expected to need until early stopping, before any searched trial has run.
 EXPECTED_EPOCHS = 30
 # Seconds the trainer takes per epoch on cached features beyond its steps (pipeline, callbacks, logging),
@@ -103,6 +114,7 @@ def run_auto(
     backbones: list[str] | None = None,
     max_backbones: int | None = None,
     max_trials: int = 200,
+    fine_tune: bool = True,
     log=None,
     clock=time.monotonic,
 ) -> AutoResult:
@@ -119,6 +131,8 @@ def run_auto(
         backbones: Registry names to consider; None: every backbone usable without a download.
         max_backbones: Most backbones to extract features for (None: as many as fit).
         max_trials: Most trials, the default's included.
+        fine_tune: After the head run, try fine-tuning the top block of the chosen backbone when the
+            budget allows it, and keep it only if validation accuracy improves.
         log: Optional ``callable(line)`` told each step.
         clock: Monotonic time source shared by every deadline check.
 
@@ -162,6 +176,15 @@ def run_auto(
     say(f"head search on {', '.join(by_name)}: {scheme}")
 
     slowest_build = max(item.build_seconds for item in got)
+    tuning = _fine_tune_seconds(got, len(split.split("train")), len(split.items), epoch_seconds)
+    if not fine_tune:
+        tuning, tuning_note = 0.0, "not tried (switched off)"
+    elif tuning > FINE_TUNE_SHARE * deadline.seconds:
+        tuning_note = (f"not tried: it would need about {tuning:.0f} s of the {deadline.seconds:.0f} s budget; "
+                       f"a budget of {tuning / FINE_TUNE_SHARE:.0f} s or more allows it")
+        tuning = 0.0
+    else:
+        tuning_note = None
 
     def final_reserve(records, *, default_only=False) -> float:
         """Seconds the final run would need: of the default settings, or of the slowest-converging trial so far."""
@@ -169,7 +192,7 @@ def run_auto(
         epoch = max((record.seconds / record.epochs for record in scored), default=0.0)
         searched = [record.epochs / search.kfold for record in scored if record.number > 0]
         epochs = base.epochs if default_only else max([base.epochs, *(searched or [EXPECTED_EPOCHS])])
-        return 1.5 * slowest_build + epochs * max(epoch_seconds, 3 * epoch) + FINAL_OVERHEAD_S
+        return 1.5 * slowest_build + epochs * max(epoch_seconds, 3 * epoch) + FINAL_OVERHEAD_S + tuning
 
     while len(search.records) < max_trials:
         if not search.records:  # the default's trial always runs to its end: it is the floor of the choice
@@ -198,6 +221,12 @@ def run_auto(
                            least=1.5 * slowest_build + base.epochs * epoch_seconds)
     say(f"final run: {result.run.status} after {result.metrics['epochs_run']} epochs in {clock() - started:.1f} s "
         f"(reserved {final_reserve(search.records, default_only=chosen.number == 0):.1f} s)")
+    head_config = config
+    if tuning:
+        result, config, tuning_note = _try_fine_tuning(result, config, by_name[config.backbone], dataset,
+                                                       deadline, runs_root, say)
+        if config is not head_config:
+            reason += f"; {tuning_note}"
     val_accuracy = result.metrics["val"]["accuracy"]
     summary = {
         "time_budget_s": deadline.seconds,
@@ -215,10 +244,51 @@ def run_auto(
         "backbones": [{"backbone": item.backbone, "image_size": item.image_size, "cached": item.hit,
                        "seconds": round(item.seconds, 2)} for item in got],
         "skipped_backbones": [dataclasses.asdict(item) for item in skipped],
-        "fine_tuning": "not tried (auto mode trains the head only)",
+        "fine_tuning": tuning_note or "not tried: no time was left",
     }
     write_report(result.run.path, search.records, summary)
     return AutoResult(result, search.records, chosen, config, reason, skipped, deadline.elapsed, summary)
+
+
+def _fine_tune_seconds(got: list[BackboneFeatures], train_images: int, images: int, epoch_seconds: float) -> float:
+    """Return the seconds trying fine-tuning is expected to take for the slowest backbone extracted.
+
+    One pass of the base over every image caches the activations below the
+    unfrozen block; each epoch then runs the top block forward and backward
+    over the training images (taken as half a pass of the base over them).
+    """
+    worst = max(got, key=lambda item: item.pass_seconds)
+    per_image = worst.pass_seconds / max(images, 1)
+    epoch = max(epoch_seconds, 0.5 * per_image * train_images)
+    return 1.5 * worst.build_seconds + worst.pass_seconds + FINE_TUNE_EPOCHS * epoch + FINAL_OVERHEAD_S
+
+
+def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneFeatures, dataset: Dataset,
+                     deadline: Deadline, runs_root, say) -> tuple[TrainResult, TrainConfig, str]:
+    """Continue the head run with the top block of its base unfrozen; keep whichever is better on validation.
+
+    Returns:
+        The run to keep, its settings, and one line saying what fine-tuning did.
+    """
+    blocks = get_backbone(features.backbone).blocks
+    if not blocks:
+        return head, config, f"not tried: {features.backbone} has no named blocks to unfreeze"
+    before = head.metrics["val"]["accuracy"]
+    tuned_config = _replace(config, epochs=0, fine_tune_epochs=FINE_TUNE_EPOCHS, unfreeze=f"block:{blocks[-1]}",
+                            fine_tune_learning_rate=config.learning_rate / 10,
+                            early_stopping_patience=FINE_TUNE_PATIENCE)
+    started = deadline.now()
+    try:
+        tuned = _train_within(tuned_config, dataset, deadline, runs_root, least=0.0, from_run=head.run.path)
+    except TLToolsError as error:
+        return head, config, f"tried and failed ({error}); the head-only run is kept"
+    after = tuned.metrics["val"]["accuracy"]
+    say(f"fine-tuning block {blocks[-1]}: val accuracy {before:.3f} -> {after:.3f} in {deadline.now() - started:.1f} s")
+    if after > before:
+        return tuned, tuned_config, (f"fine-tuning from block {blocks[-1]} improved validation accuracy "
+                                     f"{before:.3f} → {after:.3f} (head-only run: {head.run.path.name})")
+    return head, config, (f"fine-tuning from block {blocks[-1]} did not improve validation accuracy "
+                          f"({before:.3f} → {after:.3f}, run {tuned.run.path.name}); the head-only run is kept")
 
 
 def _trainer_epoch_seconds(train_images: int, batch_size: int) -> float:
@@ -278,7 +348,7 @@ def _final_config(base: TrainConfig, chosen: TrialRecord, features: BackboneFeat
 
 
 def _train_within(config: TrainConfig, dataset: Dataset, deadline: Deadline, runs_root, *,
-                  least: float) -> TrainResult:
+                  least: float, from_run=None) -> TrainResult:
     """Train ``config``, asking the run to stop (keeping its best epoch) when the budget is nearly spent.
 
     The run gets at least ``least`` seconds (what the default settings need), budget or not:
@@ -289,6 +359,6 @@ def _train_within(config: TrainConfig, dataset: Dataset, deadline: Deadline, run
     timer.daemon = True
     timer.start()
     try:
-        return train(config, dataset, stop=stop, runs_root=runs_root)
+        return train(config, dataset, stop=stop, runs_root=runs_root, from_run=from_run)
     finally:
         timer.cancel()

@@ -47,6 +47,8 @@ class BackboneFeatures:
         hit: Whether they were already cached.
         seconds: Time spent building, measuring and extracting.
         build_seconds: Time one build of the full model took (the final run builds it again).
+        pass_seconds: Time (measured, or estimated for a cache hit) of one pass of the base over
+            every image, decoding included: what caching activations for fine-tuning costs.
     """
 
     backbone: str
@@ -55,6 +57,7 @@ class BackboneFeatures:
     hit: bool
     seconds: float
     build_seconds: float
+    pass_seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +179,9 @@ def extract_candidates(
         key = feature_key(dataset, split, backbone=name, weights=weights, image_size=size, table=table)
         features = load_features(key)
         if features is not None:
-            got.append(BackboneFeatures(name, size, features, True, deadline.now() - started, build_seconds))
+            pass_seconds = _estimate_seconds(split.extractor, paths, size, batch_size)
+            got.append(BackboneFeatures(name, size, features, True, deadline.now() - started, build_seconds,
+                                        pass_seconds))
             say(f"{name}: features found in the cache")
             continue
         estimate = SAFETY * _estimate_seconds(split.extractor, paths, size, batch_size)
@@ -203,7 +208,7 @@ def extract_candidates(
         seconds = deadline.now() - started
         if measured[0] == name:  # the whole pass, timed, beats the probe's estimate
             measured = (name, measured[1], size, SAFETY * (seconds - build_seconds) / len(paths))
-        got.append(BackboneFeatures(name, size, features, False, seconds, build_seconds))
+        got.append(BackboneFeatures(name, size, features, False, seconds, build_seconds, seconds - build_seconds))
         say(f"{name}: features of {len(paths)} images extracted in {seconds:.0f} s (estimated {estimate:.0f} s)")
     if not got:
         hint = (f"; about {min(needed):.0f} s would do" if needed else "")
