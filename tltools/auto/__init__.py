@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from tltools.auto.budget import Deadline
-from tltools.backbones import get_backbone
+from tltools.backbones import get_backbone, list_backbones
 from tltools.auto.candidates import BackboneFeatures, SkippedBackbone, extract_candidates
 from tltools.auto.report import AUTO_FILE, TRIALS_FILE, describe, leaderboard, read_trials, why, write_report
 from tltools.auto.search import FeatureSplits, HeadSearch, SearchSpace, TrialRecord
@@ -155,8 +155,8 @@ def run_auto(
         say("auto mode searches the head on cached features: augmentation and fine-tuning of the base "
             "settings are not used")
 
-    wanted = backbones if backbones is not None else None
-    if wanted is not None and base.backbone in wanted:
+    wanted = [spec.name for spec in list_backbones()] if backbones is None else list(backbones)
+    if base.backbone in wanted:  # the base config's backbone first among those equally available
         wanted = [base.backbone, *[name for name in wanted if name != base.backbone]]
     epoch_seconds = _trainer_epoch_seconds(len(split.split("train")), base.batch_size)
     least = DEFAULT_BUILD_S * 1.5 + (base.epochs + 1) * epoch_seconds + FINAL_OVERHEAD_S  # trial 0 + the default run
