@@ -15,16 +15,28 @@ SHARED = REPO.parent / "shared"
 FLOWERS12 = SHARED / "datasets" / "flowers12"
 
 _hostile_outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
+# A test not marked ``slow`` that takes longer than this (setup + call) is named at the end of the run.
+FAST_TIER_LIMIT_S = 5.0
+_fast_tier_seconds: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
-    """Record the outcome of every test marked ``hostile`` (one hostile input each)."""
+    """Record the outcome of every test marked ``hostile`` (one hostile input each) and each fast test's time."""
     if "hostile" in report.keywords and (report.when == "call" or report.outcome != "passed"):
         _hostile_outcomes[report.outcome].append(report.nodeid)
+    if "slow" not in report.keywords and report.when in ("setup", "call"):
+        _fast_tier_seconds[report.nodeid] = _fast_tier_seconds.get(report.nodeid, 0.0) + report.duration
 
 
 def pytest_terminal_summary(terminalreporter):
-    """End the run with one line counting the hostile inputs tried and handled."""
+    """End the run with the fast tests that took too long, and one line counting the hostile inputs tried and handled."""
+    too_slow = sorted((seconds, nodeid) for nodeid, seconds in _fast_tier_seconds.items()
+                      if seconds > FAST_TIER_LIMIT_S)
+    if too_slow:
+        terminalreporter.write_line(f"tests not marked slow that took over {FAST_TIER_LIMIT_S:.0f} s "
+                                    f"(mark them @pytest.mark.slow to keep `-m 'not slow'` fast):")
+        for seconds, nodeid in reversed(too_slow):
+            terminalreporter.write_line(f"  {seconds:5.1f} s  {nodeid}")
     tried = len(set(sum(_hostile_outcomes.values(), [])))
     if tried:
         handled = len(set(_hostile_outcomes["passed"]) - set(_hostile_outcomes["failed"]))
