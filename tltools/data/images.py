@@ -105,7 +105,7 @@ def _decode(source, max_pixels: int) -> Image.Image:
     except FileNotFoundError:
         raise TLToolsError(f"image file not found:{where}") from None
     except UnidentifiedImageError:
-        raise TLToolsError(f"not an image Pillow can read{where}") from None
+        raise TLToolsError(f"not a picture in a format this app reads (JPEG, PNG, BMP, GIF, WebP, TIFF){where}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise TLToolsError(f"corrupt or truncated image{where} ({error})") from None
     except TLToolsError:
