@@ -16,6 +16,7 @@ import streamlit as st
 
 from tltools import app_state, fileio, paths, runs
 from tltools.backbones import create_backbone
+from tltools.data.uploads import display_name
 from tltools.errors import TLToolsError
 from tltools.jobs import JobManager
 from tltools.settings import Settings
@@ -47,21 +48,58 @@ _keep_keras_state_between_reruns()
 
 
 def init_state() -> None:
-    """Give every session-state key of :mod:`tltools.app_state` its default, and reattach to a job.
+    """Give every session-state key of :mod:`tltools.app_state` its default, restore a reloaded session, reattach to a job.
 
-    A refreshed page loses its session state but keeps its URL: the job id in
-    the query string brings the session back to its running (or finished) job.
-    A job id in the URL that differs from the session's (a link to another
-    run's live view, e.g. from the Runs page) makes that job the session's.
+    A refreshed page (or a new tab opened with the same URL) loses its session
+    state but keeps its URL: the session token in the query string
+    (``?session=``) brings back the dataset, settings, LR finder result and job
+    the server recorded for it (:class:`tltools.app_state.SessionStore`), and
+    the job id (``?job=``) reattaches to a running or finished job. A job id in
+    the URL that differs from the session's (a link to another run's live
+    view, e.g. from the Runs page) makes that job the session's.
     """
+    fresh = app_state.SESSION_ID not in st.session_state
     for key, factory in app_state.DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = factory()
+    token = st.query_params.get(app_state.SESSION_QUERY_PARAM)
+    if fresh and app_state.valid_token(token):
+        st.session_state[app_state.SESSION_ID] = token  # the same owner of the same jobs
+        record = session_store().restore(token)
+        for key, value in (record or {}).items():
+            st.session_state[key] = value
+    if token != st.session_state[app_state.SESSION_ID]:
+        st.query_params[app_state.SESSION_QUERY_PARAM] = st.session_state[app_state.SESSION_ID]
     job_id = st.query_params.get(app_state.JOB_QUERY_PARAM)
     if job_id and job_id != st.session_state[app_state.JOB_ID]:
         job = job_manager().get(job_id)
         if job is not None:
             _attach(job)
+    remember_session()
+
+
+@st.cache_resource
+def session_store() -> app_state.SessionStore:
+    """Return the server's one record of every browser session's dataset and settings."""
+    return app_state.SessionStore()
+
+
+def remember_session() -> None:
+    """Record this session's dataset, settings, LR finder result and job, so a reload gets them back."""
+    session_store().save(st.session_state[app_state.SESSION_ID],
+                         {key: st.session_state[key] for key in app_state.PERSISTED})
+
+
+def set_dataset(dataset, origin: str | None) -> None:
+    """Make ``dataset`` (loaded from ``origin``: an upload's id or a folder) the session's dataset and record it."""
+    st.session_state[app_state.DATASET] = dataset
+    st.session_state[app_state.DATASET_ORIGIN] = origin
+    remember_session()
+
+
+def dataset_name(dataset) -> str:
+    """The name the user knows ``dataset`` by (the uploaded file's name), never a server path."""
+    return display_name(dataset.source, dataset.root)
 
 
 def _attach(job) -> None:
@@ -84,6 +122,7 @@ def _attach(job) -> None:
     st.session_state[app_state.DATASET] = copy.deepcopy(dataset)
     st.session_state[app_state.DATASET_ORIGIN] = str(dataset.root)
     st.session_state[app_state.CONFIG] = copy.deepcopy(job.config)
+    remember_session()
 
 
 def require_app() -> None:
@@ -126,6 +165,7 @@ def remember_job(job_id: str) -> None:
     st.session_state[app_state.JOB_ID] = job_id
     st.session_state[app_state.SELECTED_RUN] = None
     st.query_params[app_state.JOB_QUERY_PARAM] = job_id
+    remember_session()
 
 
 def config() -> TrainConfig:
@@ -141,6 +181,7 @@ def update_config(**changes) -> TrainConfig:
     """
     updated = config().replace(**changes)
     st.session_state[app_state.CONFIG] = updated
+    remember_session()
     return updated
 
 
@@ -175,10 +216,12 @@ def own_run_id() -> str | None:
 
 
 def run_picker(key: str, *, none_message: str) -> runs.RunInfo:
-    """Choose among the runs that have a model, newest first; the choice is shared by the pages.
+    """Choose among the runs that have a model, newest first, each shown with its validation accuracy.
 
-    Until the session picks one, it is the session's own latest run when that
-    has a model (other sessions may have trained newer ones), else the newest.
+    The choice is shared by the pages. Until the session picks one, it is the
+    best run (highest validation accuracy) on the session's loaded dataset;
+    without one, the session's own latest run when that has a model (other
+    sessions may have trained newer ones), else the newest.
 
     Args:
         key: The selectbox's widget key.
@@ -193,12 +236,17 @@ def run_picker(key: str, *, none_message: str) -> runs.RunInfo:
         st.stop()
     paths = [str(run.path) for run in available]
     selected = st.session_state[app_state.SELECTED_RUN]
+    dataset = st.session_state[app_state.DATASET]
+    if selected not in paths and dataset is not None:  # the best run on the loaded data, not simply the latest
+        best = runs.best_run(available, dataset.fingerprint)
+        selected = None if best is None else str(best.path)
     if selected not in paths:
         selected = next((str(run.path) for run in available if run.run_id == own_run_id()), None)
-    labels = {str(run.path): f"{run.run_id} ({run.status})" for run in available}
+    labels = {str(run.path): runs.picker_label(run) for run in available}
     choice = st.selectbox("Run", paths, index=paths.index(selected) if selected in paths else 0,
                           format_func=labels.get, key=key)
     st.session_state[app_state.SELECTED_RUN] = choice
+    remember_session()
     return available[paths.index(choice)]
 
 
@@ -218,7 +266,7 @@ def sidebar_summary(slot) -> None:
     with slot.container():
         st.caption("Dataset")
         st.write("none loaded yet" if dataset is None else
-                 f"**{dataset.source}**  \n{len(dataset.items)} images, {len(dataset.classes)} classes")
+                 f"**{dataset_name(dataset)}**  \n{len(dataset.items)} images, {len(dataset.classes)} classes")
         st.caption("Model")
         st.write(f"**{settings.backbone}** ({settings.weights} weights)")
         st.caption("Training")

@@ -37,7 +37,7 @@ def test_uploading_a_class_folder_zip_shows_layout_counts_and_skips():
     files["pets/dog/notes.txt"] = "not an image"
     files["__MACOSX/pets/._cat"] = b"junk"
     app = upload(open_app(), "pets.zip", zip_bytes(files))
-    assert metric(app, "Layout") == "folder-per-class"
+    assert any(caption.value == "Layout: folder-per-class" for caption in app.caption)
     assert metric(app, "Images") == "10"
     assert metric(app, "Classes") == "2"
     assert metric(app, "Skipped files") == "2"
@@ -107,3 +107,60 @@ def test_an_earlier_upload_can_be_loaded_again_in_a_new_session():
     app.selectbox(key="dataset_earlier").select_index(0)
     app.button(key="dataset_load_earlier").click().run()
     assert app.session_state["dataset"].classes == ["blue", "red"]
+
+
+def test_a_failed_upload_after_a_good_one_shows_only_the_error_and_which_dataset_is_still_loaded():
+    app = upload(open_app(), "pets.zip", zip_bytes(class_images(("cat", "dog"), per_class=5)))
+    assert metric(app, "Images") == "10"
+    upload(app, "broken.zip", b"this is not a zip archive")
+    assert [error.value.startswith("broken.zip: ") for error in app.error] == [True]
+    assert not app.metric and not app.get("plotly_chart")  # no report of the old dataset under the bad file
+    assert any("Still loaded: **pets.zip** (10 images, 2 classes)" in info.value for info in app.info)
+    app.run()  # a rerun neither reads the bad file again nor brings the old report back
+    assert len(app.error) == 1 and not app.metric
+    assert app.session_state["dataset"].source == "pets.zip"
+
+
+def test_a_split_given_by_the_data_is_shown_instead_of_a_slider_with_counts_per_class_and_split():
+    files = class_images(("cat", "dog"), per_class=6, prefix="train/")
+    files.update(class_images(("cat", "dog"), per_class=2, prefix="test/"))
+    app = upload(open_app(), "given.zip", zip_bytes(files))
+    assert not any(slider.key == "dataset_test_fraction" for slider in app.slider)
+    assert any(text.value.startswith("Test: the data's own split, 4 images (25% of all)") for text in app.markdown)
+    assert app.slider(key="dataset_val_fraction").label == "Validation share of the training images"
+    table = app.dataframe[0].value
+    assert list(table.columns) == ["class", "train", "val", "test", "total"]
+    assert table.set_index("class").loc["cat"].to_dict() == {"train": 5, "val": 1, "test": 2, "total": 8}
+
+
+def test_skipped_files_get_a_visible_banner_with_how_many_and_why():
+    files = class_images(("cat", "dog"), per_class=3)
+    files["dog/notes.txt"] = "not an image"
+    app = upload(open_app(), "pets.zip", zip_bytes(files))
+    banner = next(warning.value for warning in app.warning if "left out" in warning.value)
+    assert banner.startswith("1 file(s) were left out: 1 × ")
+
+
+def test_the_augmentation_preview_shows_the_original_beside_its_variants():
+    app = upload(open_app(), "pets.zip", zip_bytes(class_images(("cat", "dog"), per_class=3)))
+    app.slider(key="dataset_aug_rotation").set_value(0.2).run()
+    captions = app.get("image")[-1].proto.imgs
+    assert [image.caption for image in captions][:2] == ["original", "variant 1"]
+    assert [link.proto.label for link in app.get("page_link")] == ["Next: choose a model"]
+
+
+def test_a_reload_with_the_sessions_url_keeps_the_dataset_and_its_split():
+    app = upload(open_app(), "pets.zip", zip_bytes(class_images(("cat", "dog"), per_class=10)))
+    app.slider(key="dataset_val_fraction").set_value(0.5).run()
+    token = app.query_params["session"]
+    assert token == app.session_state["session_id"]
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reloaded.query_params["session"] = token
+    reloaded.run()
+    reloaded.switch_page("pages/dataset.py").run()
+    assert reloaded.session_state["dataset"].source == "pets.zip"
+    assert reloaded.session_state["train_config"].val_fraction == 0.5
+    assert reloaded.slider(key="dataset_val_fraction").value == 0.5
+    stranger = AppTest.from_file(APP, default_timeout=TIMEOUT)  # another browser session: nothing of it
+    stranger.run()
+    assert stranger.session_state["dataset"] is None and stranger.query_params["session"] != token

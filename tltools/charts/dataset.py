@@ -1,6 +1,9 @@
 """Dataset figures: images per class and split."""
 
+import pandas as pd
 import plotly.graph_objects as go
+
+from tltools.data.split import SPLITS
 
 
 def class_counts_figure(report: dict) -> go.Figure:
@@ -22,3 +25,15 @@ def class_counts_figure(report: dict) -> go.Figure:
         height=320,
     )
     return figure
+
+
+def split_counts_table(report: dict) -> pd.DataFrame:
+    """Return images per class and split as a table: one row per class, a column per split present, and the total.
+
+    Args:
+        report: :meth:`tltools.data.Dataset.report` output.
+    """
+    present = [split for split in SPLITS if split in report["splits"]]
+    rows = [{"class": name, **{split: report["splits"][split].get(name, 0) for split in present},
+             "total": total} for name, total in report["classes"].items()]
+    return pd.DataFrame(rows, columns=["class", *present, "total"])
