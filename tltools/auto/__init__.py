@@ -115,6 +115,7 @@ def run_auto(
     max_backbones: int | None = None,
     max_trials: int = 200,
     fine_tune: bool = True,
+    space: SearchSpace | None = None,
     log=None,
     clock=time.monotonic,
 ) -> AutoResult:
@@ -133,6 +134,8 @@ def run_auto(
         max_trials: Most trials, the default's included.
         fine_tune: After the head run, try fine-tuning the top block of the chosen backbone when the
             budget allows it, and keep it only if validation accuracy improves.
+        space: The ranges of the head search (default :class:`SearchSpace`); always widened to
+            include the base config's values.
         log: Optional ``callable(line)`` told each step.
         clock: Monotonic time source shared by every deadline check.
 
@@ -171,7 +174,7 @@ def run_auto(
     default = _default_params(base, got)
     search = HeadSearch(data, seed=seed, default=default,
                         default_schedule=(base.epochs, base.early_stopping_patience), schedule=SCHEDULE,
-                        batch_size=base.batch_size, kfold_below=KFOLD_BELOW, clock=clock)
+                        batch_size=base.batch_size, space=space, kfold_below=KFOLD_BELOW, clock=clock)
     scheme = f"{search.kfold}-fold on train+val" if search.kfold > 1 else "scored on the validation split"
     say(f"head search on {', '.join(by_name)}: {scheme}")
 
