@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tltools.charts.evaluation import confusion_matrix_figure, roc_figure, runs_overlay_figure, top_k_figure
+from tltools.charts.evaluation import (class_colours, confusion_matrix_figure, history_metrics,
+                                      informative_roc_classes, roc_figure, runs_overlay_figure, top_k_figure)
 from tltools.evaluation import classification_metrics
 from tltools.prediction import Prediction, top_classes
 
@@ -83,5 +84,37 @@ def test_runs_overlay_draws_one_curve_per_run_with_the_metric():
 
 
 def test_runs_overlay_names_the_valid_metrics_for_an_unknown_one():
-    with pytest.raises(ValueError, match="'f1'.*val_accuracy, val_loss, accuracy, loss"):
-        runs_overlay_figure({}, "f1")
+    history = pd.DataFrame({"epoch": [0], "val_accuracy": [0.5], "val_loss": [1.0], "lr": [1e-3]})
+    with pytest.raises(ValueError, match="'f1'.*val_accuracy, val_loss, lr"):
+        runs_overlay_figure({"run": history}, "f1")
+
+
+def test_runs_overlay_fits_the_axis_to_close_accuracies_and_offers_every_history_column():
+    histories = {"run-a": pd.DataFrame({"epoch": [0, 1], "val_accuracy": [0.95, 0.96], "lr": [1e-3, 1e-4]}),
+                 "run-b": pd.DataFrame({"epoch": [0, 1], "val_accuracy": [0.955, 0.97], "lr": [2e-3, 2e-4]})}
+    low, high = runs_overlay_figure(histories, "val_accuracy").layout.yaxis.range
+    assert 0.9 < low < 0.95 and 0.97 < high < 1.0  # not 0..1: a point's difference is visible
+    assert list(history_metrics(histories)) == ["val_accuracy", "lr"]
+    assert list(runs_overlay_figure(histories, "lr").data[1].y) == [2e-3, 2e-4]
+
+
+def test_class_colours_never_repeat_for_many_classes():
+    for count in (3, 12, 30, 60):
+        colours = class_colours(count)
+        assert len(colours) == count and len(set(colours)) == count
+
+
+def test_roc_draws_only_the_classes_it_is_asked_for_in_their_own_colours():
+    classes = [f"c{i}" for i in range(12)]
+    y_true = np.repeat(np.arange(12), 3)
+    probs = np.full((36, 12), 0.01)
+    probs[np.arange(36), y_true] = 0.9
+    probs[0] = 0.01
+    probs[0, 5] = 0.9  # one image of c0 is taken for c5: only those two classes are not separated perfectly
+    metrics = classification_metrics(y_true, probs / probs.sum(axis=1, keepdims=True), classes)
+    weak = informative_roc_classes(metrics)
+    assert set(weak) == {"c0", "c5"}
+    traces = roc_figure(metrics, weak).data
+    assert [trace.name.split(" ")[0] for trace in traces] == [*weak, "chance"]
+    every = roc_figure(metrics).data[:-1]
+    assert len({trace.line.color for trace in every}) == 12

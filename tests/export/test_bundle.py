@@ -71,21 +71,50 @@ def test_the_model_card_names_backbone_classes_training_data_metrics_use_and_lim
     card = (unpacked / "README.md").read_text()
     assert card.startswith(f"# efficientnet_lite0 image classifier: 3 classes\n\nExported by tltools {__version__}. Files:")
     for expected in (
+        "## What it is",
+        "tells a, b and c apart",
         f"shape (N, {SIZE}, {SIZE}, 3)",
         "inside the model ((x-127)/128)",
+        "## Accuracy",
+        "| images | accuracy | loss |",
+        "| validation | 81.2% | 0.520 |",
         "| 0 | a |\n| 1 | b |\n| 2 | c |",
-        "## Training configuration",
-        "| learning_rate | 0.001 |",
-        "## Dataset",
-        "| name | images |",
-        "| images per split.train | 12 |",
-        "## Metrics",
-        "| val.accuracy | 0.8125 |",
+        "## Training",
+        "| learning rate | 0.001 |",
+        f"| input size (px) | {SIZE} |",
+        "## Data",
+        "- Images: 12 training",
         "python predict.py photo.jpg",
+        "`tltools.json`",
         "## Limits",
     ):
-        assert expected in card
+        assert expected in card, expected
     assert str(run.parent / "images") not in card  # no local paths in a file that leaves the machine
+
+
+def test_the_model_card_summarises_full_metrics_in_tables_a_person_reads():
+    from tltools.export.model_card import model_card
+
+    per_class = {name: {"precision": 0.9, "recall": recall, "f1": 0.88, "support": 20, "auc": 0.99}
+                 for name, recall in (("daisy", 1.0), ("rose", 0.85), ("tulip", 0.95))}
+    split = {"accuracy": 0.9333, "macro_f1": 0.9312, "top_k": 2, "top_k_accuracy": 1.0, "loss": 0.21, "ece": 0.04,
+             "num_images": 60, "per_class": per_class, "roc_curves": {"daisy": {"fpr": [0.0] * 50, "tpr": [1.0] * 50}},
+             "confusion_matrix": [[20, 0, 0], [2, 17, 1], [0, 1, 19]]}
+    card = model_card(["daisy", "rose", "tulip"], {"input_size": 224, "resize": "hamming, no crop",
+                                                    "pillow_resample": "HAMMING", "normalisation": "inside the model"},
+                      {"backbone": "efficientnet_lite0", "metrics": {"val": split, "test": split},
+                       "dataset": {"source": "flowers.zip", "layout": "pre-split",
+                                   "images per split": {"train": 240, "val": 60, "test": 60}},
+                       "config": {"backbone": "efficientnet_lite0", "image_size": None, "unfreeze": "block:6",
+                                  "learning_rate": 0.001, "augment": {"flip": "horizontal"}}})
+    assert "| validation (60) | 93.3% | 0.931 | 100.0% | 0.210 | 0.040 |" in card
+    assert "| images | accuracy | macro F1 | top-2 accuracy | loss | ECE |" in card
+    assert "| 1 | rose | 20 | 85.0% | 0.880 |" in card
+    assert "trained on the images of `flowers.zip`" in card and "- Images: 240 training, 60 validation, 60 test" in card
+    assert "| unfrozen for fine-tuning | block:6 |" in card
+    assert "Least reliable classes on the test images: rose (85.0% found)" in card
+    assert "fpr" not in card and "[0.0" not in card and "roc_curves" not in card  # raw arrays stay in metrics.json
+    assert len(card.splitlines()) < 120
 
 
 def test_predict_py_imports_no_tltools(unpacked):
