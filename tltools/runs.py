@@ -281,8 +281,11 @@ def load_run_dataset(run: RunInfo, *, limits=None):
             f"(`python -m tltools evaluate {run.run_id} DATA` evaluates on it)")
     if not root.is_dir():
         raise TLToolsError(f"the folder run {run.run_id} was trained on, {root}, is gone; {redo}")
+    version = (_read_optional(run.path / DATASET_FILE) or {}).get("version")  # tltools.health.versions
+    if version and not Path(version).is_dir():
+        raise TLToolsError(f"the dataset version run {run.run_id} was trained on, {version}, is gone; {redo}")
     try:
-        current = load_dataset(root, limits=limits, **split_settings(run))
+        current = load_dataset(version or root, limits=limits, **split_settings(run))
     except TLToolsError as error:
         raise TLToolsError(f"the images run {run.run_id} was trained on cannot be read again: {error}") from None
     now = current.items.set_index("relpath")

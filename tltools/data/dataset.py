@@ -45,6 +45,9 @@ class Dataset:
         documentation: Description files found beside the data (README, LICENSE, ...).
         split_settings: The settings the splits not given by the input were drawn with
             (a record: a run's :class:`~tltools.training.TrainConfig` owns them, see :meth:`with_splits`).
+        version: For a dataset version (the original images plus a changes CSV, see
+            :mod:`tltools.health.versions`), its folder; None for original data.
+        version_of: For a version, ``{"original": folder, "changes": DataFrame}``; None otherwise.
     """
 
     source: str
@@ -56,6 +59,8 @@ class Dataset:
     warnings: list[str]
     split_settings: SplitSettings
     documentation: list[str] = dataclasses.field(default_factory=list)
+    version: str | None = None  # a dataset version's folder (tltools.health.versions), None for an original
+    version_of: dict | None = dataclasses.field(default=None, repr=False, compare=False)  # its original and changes
     _layout_warnings: list[str] = dataclasses.field(default_factory=list, repr=False)
     _lease: object = dataclasses.field(default=None, repr=False, compare=False)  # see tltools.housekeeping
 
@@ -176,6 +181,7 @@ class Dataset:
             "skipped": [dataclasses.asdict(item) for item in self.skipped],
             "warnings": list(self.warnings),
             "documentation": list(self.documentation),
+            "version": self.version,
         }
 
 
@@ -219,6 +225,10 @@ def load_dataset(
     if given:
         settings = check_split_settings(**{**settings.model_dump(), **given})
     limits = limits or default_limits()
+    from tltools.health import versions  # a version folder: the original images plus a changes CSV
+
+    if isinstance(source, (str, Path)) and versions.is_version(Path(source).expanduser()):
+        return versions.load_version(source, split=settings, limits=limits, on_progress=on_progress)
     progress = on_progress or (lambda stage, done, total: None)
     name, folder, extract_skipped, fresh = _materialise(source, limits, progress)
     lease = housekeeping.lease_dataset(folder)  # no cleanup deletes the folder while a Dataset of it lives

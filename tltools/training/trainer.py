@@ -366,6 +366,7 @@ def _write_run_inputs(writer: runs.RunWriter, config: TrainConfig, dataset: Data
         "source": report["source"], "root": str(dataset.root.resolve()), "layout": report["layout"],
         "fingerprint": dataset.fingerprint, "num_images": report["num_images"], "splits": report["splits"],
         "split_settings": report["split_settings"], "warnings": report["warnings"],
+        "version": report["version"],  # a dataset version's folder (original + changes CSV), or None
     })
     writer.write_split(dataset)  # the truth of the split, with each image's hash: see runs.load_run_dataset
 
