@@ -11,7 +11,13 @@ from tltools.data import load_image
 from tltools.data.images import IMAGE_EXTENSIONS
 from tltools.errors import TLToolsError
 from tltools.model import block_names, parameter_totals
-from tltools.model.freezing import preview_unfreeze, weighted_layers
+from tltools.model.freezing import layer_table, preview_unfreeze, weighted_layers
+from tltools.model.presentation import (
+    backbone_table,
+    equivalent_unfreeze,
+    readable_layers,
+    unfreeze_summary,
+)
 from tltools.streamlit_bridge import (
     check_weights_file,
     config,
@@ -46,11 +52,11 @@ def save(**changes) -> None:
 
 st.subheader("Backbone")
 specs = list_backbones()
-st.dataframe(pd.DataFrame([{"backbone": spec.name, "parameters": spec.params, "input size": spec.default_size,
-                            "ImageNet top-1 %": spec.top1,
-                            "ImageNet weights": "work offline" if spec.offline else "need a download"}
-                           for spec in specs]),
-             hide_index=True, column_config={"parameters": st.column_config.NumberColumn(format="compact")})
+RECOMMENDED = TrainConfig.model_fields["backbone"].default
+st.dataframe(backbone_table(specs, recommended=RECOMMENDED), hide_index=True, width="stretch", height=260,
+             key="model_backbone_table")
+st.caption(f"★ {RECOMMENDED} is the recommended start: small, fast on a CPU, accurate, and its ImageNet weights "
+           f"come with tltools. Backbones marked “download” fetch their weights from the internet on first use.")
 names = [spec.name for spec in specs]
 backbone = st.selectbox("Backbone", names, index=names.index(config().backbone), key="model_backbone")
 if backbone != config().backbone:  # an unfreeze setting the new backbone lacks (a block) goes back to "all"
@@ -108,6 +114,18 @@ def top_n(setting: str, largest: int) -> int:
     return min(int(setting), largest) if setting.isdigit() else 0 if setting == "none" else largest
 
 
+def switch_unfreeze_mode(mode_key: str, backbone: str, classes: int) -> None:
+    """Radio callback: carry the unfreeze setting over to the other mode as the equivalent value (N ↔ block)."""
+    settings = config()
+    model = preview_model(backbone, classes, settings.image_size, settings.pooling, settings.dense_units,
+                          settings.dropout)
+    converted = equivalent_unfreeze(layer_table(model), settings.unfreeze,
+                                    to_blocks=st.session_state[mode_key] == "by block")
+    for key in (f"model_unfreeze_block_{backbone}", f"model_unfreeze_top_{backbone}"):
+        st.session_state.pop(key, None)  # re-created at the converted value
+    save(unfreeze=converted)
+
+
 def freezing(settings) -> None:
     """Choose what phase 2 unfreezes and show, at once, which layers and how many parameters would train."""
     st.subheader("Fine-tuning: what to unfreeze")
@@ -123,9 +141,12 @@ def freezing(settings) -> None:
         return
     largest, blocks = len(weighted_layers(model)), block_names(spec)
     by_block = bool(blocks) and settings.unfreeze.startswith("block:")
+    mode_key = f"model_unfreeze_mode_{spec.name}"
     mode = st.radio("Unfreeze", ["by layers", "by block"], index=int(by_block), horizontal=True,
-                    disabled=not blocks, key=f"model_unfreeze_mode_{spec.name}",
-                    help=None if blocks else f"{spec.name} has no named blocks.")
+                    disabled=not blocks, key=mode_key, on_change=switch_unfreeze_mode,
+                    args=(mode_key, spec.name, classes),
+                    help="Switching keeps the nearest equivalent setting." if blocks else
+                    f"{spec.name} has no named blocks.")
     if mode == "by block" and blocks:
         start = settings.unfreeze.removeprefix("block:")
         block = st.select_slider("Unfreeze from block … to the top", blocks, start if start in blocks else blocks[-1],
@@ -143,11 +164,21 @@ def freezing(settings) -> None:
     phase1.metric("Phase 1 trains (head only)", f"{parameter_totals(model)['trainable']:,}")
     phase2.metric("Phase 2 trains", f"{totals['trainable']:,}")
     frozen.metric("Phase 2 keeps frozen", f"{totals['frozen']:,}")
-    st.caption(f"Head sized for {classes} classes{'' if dataset is not None else ' until you load a dataset'}; "
-               f"{int(table['trainable'].sum())} base layers train in phase 2 (highlighted).")
-    shade = ["background-color: #d8ecdf"] * len(table.columns)
-    st.dataframe(table.style.apply(lambda row: shade if row["trainable"] else [""] * len(row), axis=1),
-                 hide_index=True, height=320)
+    summary = unfreeze_summary(table, setting, train_batchnorm=batchnorm)
+    st.caption(f"Head sized for {classes} classes{'' if dataset is not None else ' until you load a dataset'}. "
+               + summary)
+    trained = table[table["trainable"]]
+    if trained.empty:
+        st.caption("Phase 2 trains no base layer: only the head goes on learning.")
+    else:
+        st.caption("The base layers phase 2 trains, top first:")
+        st.dataframe(readable_layers(trained.iloc[::-1]), hide_index=True, width="stretch",
+                     height=min(36 * (len(trained) + 1) + 4, 320), key="model_trained_layers")
+    with st.expander(f"All {len(table)} base layers"):
+        shade = ["background-color: #d8ecdf"] * len(table.columns)
+        st.dataframe(readable_layers(table).style.apply(
+            lambda row: shade if row["trains in phase 2"] else [""] * len(row), axis=1),
+            hide_index=True, width="stretch", height=320, key="model_all_layers")
 
 
 def what_the_base_sees() -> None:
@@ -184,3 +215,5 @@ def what_the_base_sees() -> None:
 
 freezing(config())
 what_the_base_sees()
+
+st.page_link("pages/train.py", label="Next: train", icon=":material/arrow_forward:")

@@ -49,16 +49,23 @@ def metric(app: AppTest, label: str) -> int:
 
 
 def layer_table(app: AppTest):
-    return next(frame.value for frame in app.dataframe if "top_n" in frame.value.columns)
+    """The full layer table (in the expander), as the page shows it."""
+    table = next(frame.value for frame in app.dataframe if "unfrozen from N" in frame.value.columns
+                 and len(frame.value) > 50)
+    return table.rename(columns={"trains in phase 2": "trainable"}).assign(
+        top_n=[None if rank == "–" else int(rank) for rank in table["unfrozen from N"]],
+        block=[None if block == "–" else block for block in table["block"]])
 
 
 def test_the_backbone_table_lists_every_registry_entry_and_which_work_offline(app):
     table = app.dataframe[0].value
     specs = list_backbones()
     assert list(table["backbone"]) == [spec.name for spec in specs]
-    assert list(table["parameters"]) == [spec.params for spec in specs]
+    assert list(table["parameters"]) == [f"{spec.params / 1e6:,.1f} M" for spec in specs]
     offline = table.set_index("backbone")["ImageNet weights"]
-    assert offline[DEFAULT] == "work offline" and offline["resnet50"] == "need a download"
+    assert offline[DEFAULT] == "offline" and offline["resnet50"] == "download"
+    assert list(table[table["recommended"] == "★"]["backbone"]) == [DEFAULT]
+    assert "None" not in table.to_string() and "top_n" not in table.columns
 
 
 def test_choosing_a_backbone_saves_it_with_its_default_input_size(app):
@@ -205,3 +212,40 @@ def test_a_weights_file_over_the_size_limit_is_refused_before_it_is_written(app,
     assert "over the 1,000 bytes limit" in app.error[0].value and "TLTOOLS_MAX_MODEL_BYTES" in app.error[0].value
     assert not (paths.home_dir() / "weights" / "huge.weights.h5").exists()
     assert saved(app).weights == "imagenet"
+
+
+@pytest.mark.slow
+def test_the_summary_says_which_unfrozen_layers_are_batchnorm_kept_frozen_and_lists_those_that_train(app):
+    rerun(app.slider(key=f"model_unfreeze_top_{DEFAULT}").set_value(30))
+    assert any("Phase 2 unfreezes 30 weighted base layers: 15 train, and the other 15 are BatchNorm layers, kept "
+               "frozen on purpose" in caption.value for caption in app.caption)
+    trained = next(frame.value for frame in app.dataframe if "unfrozen from N" in frame.value.columns)
+    assert len(trained) == 15 and trained["trains in phase 2"].all()
+    ranks = [int(rank) for rank in trained["unfrozen from N"]]
+    assert ranks == sorted(ranks) and ranks[0] <= 2  # top first: the change is at the top of a short table
+
+
+@pytest.mark.slow
+def test_switching_between_layers_and_blocks_keeps_an_equivalent_setting(app):
+    rerun(app.slider(key=f"model_unfreeze_top_{DEFAULT}").set_value(30))
+    rerun(app.radio(key=f"model_unfreeze_mode_{DEFAULT}").set_value("by block"))
+    block = saved(app).unfreeze
+    assert block.startswith("block:") and app.select_slider(key=f"model_unfreeze_block_{DEFAULT}").value == block[6:]
+    rerun(app.radio(key=f"model_unfreeze_mode_{DEFAULT}").set_value("by layers"))
+    n = int(saved(app).unfreeze)
+    assert 30 <= n < 98 and app.slider(key=f"model_unfreeze_top_{DEFAULT}").value == n
+    rerun(app.radio(key=f"model_unfreeze_mode_{DEFAULT}").set_value("by block"))
+    assert saved(app).unfreeze == block  # back and forth lands where it started
+
+
+@pytest.mark.slow
+def test_a_reload_keeps_the_model_settings(app):
+    rerun(app.selectbox(key="model_pooling").select("max"))
+    rerun(app.slider(key=f"model_unfreeze_top_{DEFAULT}").set_value(12))
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reloaded.query_params["session"] = app.query_params["session"]
+    rerun(reloaded)
+    rerun(reloaded.switch_page("pages/model.py"))
+    assert (saved(reloaded).pooling, saved(reloaded).unfreeze) == ("max", "12")
+    assert reloaded.slider(key=f"model_unfreeze_top_{DEFAULT}").value == 12
+    assert reloaded.selectbox(key="model_pooling").value == "max"
