@@ -16,6 +16,7 @@ import numpy as np
 
 from tltools.errors import TLToolsError
 from tltools.export import tflite
+from tltools.export.onnx import predict_onnx, write_onnx
 from tltools.export.bundle import predict_bundle, write_bundle
 from tltools.export.checks import compare, enforce
 from tltools.export.savedmodel import predict_saved_model_zip, write_saved_model_zip
@@ -91,6 +92,10 @@ def _tflite_writer(variant: str):
     return write
 
 
+def _write_onnx(model, _class_names, path, _metadata, _representative):
+    return write_onnx(model, path)
+
+
 def _write_bundle(model, class_names, path, metadata, _representative):
     write_bundle(model, class_names, path, metadata)
     return ()
@@ -107,6 +112,7 @@ FORMATS: dict[str, ExportFormat] = {
     INT8: ExportFormat(
         ".tflite", _tflite_writer(tflite.INT8), tflite.predict_tflite, None, "TFLite full-integer int8, uint8 input"
     ),
+    "onnx": ExportFormat(".onnx", _write_onnx, predict_onnx, 1e-4, "ONNX (float32 pixels 0..255 in), ONNX Runtime"),
     "bundle": ExportFormat(".zip", _write_bundle, predict_bundle, 1e-6, "zip: model, labels, predict.py, model card"),
 }
 
@@ -143,14 +149,15 @@ def export_model(
     :func:`tltools.model.io.save_model`, class names inside), ``savedmodel``
     (zip, :mod:`tltools.export.savedmodel`), ``tflite``, ``tflite-fp16``,
     ``tflite-int8`` (:mod:`tltools.export.tflite`, which documents the int8
-    model's uint8 input) and ``bundle`` (zip, :mod:`tltools.export.bundle`).
+    model's uint8 input), ``onnx`` (:mod:`tltools.export.onnx`, read back with
+    ONNX Runtime) and ``bundle`` (zip, :mod:`tltools.export.bundle`).
 
     Args:
         model: A Keras model taking RGB 0..255 and returning probabilities.
         class_names: One name per output, in output order.
         fmt: The export format.
         out_path: The file to write; its suffix must be the format's
-            (``.keras``, ``.h5``, ``.zip`` or ``.tflite``).
+            (``.keras``, ``.h5``, ``.zip``, ``.tflite`` or ``.onnx``).
         metadata: Saved with ``keras``, ``h5`` and ``bundle`` exports; the
             bundle's model card also shows its ``config``, ``dataset`` and
             ``metrics`` dicts.

@@ -42,6 +42,7 @@ EXPORT_ENDINGS = {
     "tflite": "_float32.tflite",
     "tflite-fp16": "_fp16.tflite",
     INT8: "_int8.tflite",
+    "onnx": ".onnx",
     "bundle": "_bundle.zip",
 }
 

@@ -129,16 +129,23 @@ def _configure(converter: tf.lite.TFLiteConverter, variant: str, representative_
         converter.inference_output_type = tf.float32
 
 
-def _interpreter(path: Path):
-    """Return a TFLite interpreter for ``path``: LiteRT's when installed, else TensorFlow's."""
+def _interpreter(path: Path, num_threads: int | None = None):
+    """Return a TFLite interpreter for ``path``: LiteRT's when installed, else TensorFlow's.
+
+    ``num_threads`` sets the interpreter's threads (None: its default); :attr:`interpreter.runtime`
+    names which runtime it is (``litert`` or ``tflite``), for latency reports.
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
+        runtime = "litert"
     except ImportError:
-        Interpreter = tf.lite.Interpreter
+        Interpreter, runtime = tf.lite.Interpreter, "tflite"
     with warnings.catch_warnings():
         # tf.lite.Interpreter warns that it moves to ai_edge_litert; it still works in TF 2.21.
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
-        return Interpreter(model_path=str(path))
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+    interpreter.runtime = runtime
+    return interpreter
 
 
 def _quantize(values: np.ndarray, detail: dict) -> np.ndarray:
