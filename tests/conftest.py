@@ -28,6 +28,22 @@ def pytest_runtest_logreport(report):
         _fast_tier_seconds[report.nodeid] = _fast_tier_seconds.get(report.nodeid, 0.0) + report.duration
 
 
+def pytest_collection_modifyitems(items):
+    """Mark ``slow`` every case of a test parametrized over backbones (a spec or a registered name) but the default's.
+
+    Building a large backbone takes seconds; the default one keeps each such test in the fast tier.
+    """
+    from tltools.backbones import BackboneSpec, list_backbones
+
+    default, *others = [spec.name for spec in list_backbones()]
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {}).values()
+        names = {value.name if isinstance(value, BackboneSpec) else value for value in params
+                 if isinstance(value, (BackboneSpec, str))}
+        if names & set(others):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter):
     """End the run with the fast tests that took too long, and one line counting the hostile inputs tried and handled."""
     too_slow = sorted((seconds, nodeid) for nodeid, seconds in _fast_tier_seconds.items()

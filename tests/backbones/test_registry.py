@@ -77,19 +77,13 @@ def keras_default_size(monkeypatch):
     return size
 
 
-@pytest.mark.parametrize("spec", [spec for spec in KERAS_APPS if not spec.name.startswith("mobilenet_v3")],
-                         ids=lambda spec: spec.name)
-def test_default_size_is_the_size_keras_builds_its_imagenet_model_at(spec, keras_default_size):
+def test_default_size_is_the_size_keras_builds_its_imagenet_model_at(keras_default_size):
     # MobileNetV3 is left out: Keras builds it at any size and names no default.
-    assert spec.default_size == keras_default_size(spec)
+    specs = [spec for spec in KERAS_APPS if not spec.name.startswith("mobilenet_v3")]
+    assert {spec.name: spec.default_size for spec in specs} == {spec.name: keras_default_size(spec) for spec in specs}
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [pytest.param(spec, marks=() if n == 0 else pytest.mark.slow)
-     for n, spec in enumerate(spec for spec in list_backbones() if spec.offline)],
-    ids=lambda spec: spec.name,
-)
+@pytest.mark.parametrize("spec", [spec for spec in list_backbones() if spec.offline], ids=lambda spec: spec.name)
 def test_backbones_that_claim_offline_weights_load_them_without_a_download(spec, no_network):
     base = create_backbone(spec.name, weights="imagenet", input_size=64)
 
