@@ -1,10 +1,24 @@
 """tltools web app: the router. Each page lives in pages/ and delegates its work to tltools."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from tltools.streamlit_bridge import init_state, sidebar_summary
 
-st.set_page_config(page_title="tltools: transfer learning", page_icon=":material/model_training:", layout="wide")
+# A local file: a Material or emoji icon would make the browser fetch the tab icon from a font host or CDN.
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+# From 800 px down the sidebar takes less room and the page's side padding shrinks, so charts, tables and
+# metrics keep their width; on a phone Streamlit hides the sidebar behind its menu button.
+NARROW_CSS = """<style>
+@media (max-width: 1000px) {
+  section[data-testid="stSidebar"][aria-expanded="true"] { width: 200px !important; min-width: 200px !important; }
+  [data-testid="stMainBlockContainer"] { padding-left: 1rem; padding-right: 1rem; }
+}
+</style>"""
+
+st.set_page_config(page_title="tltools: transfer learning", page_icon=str(ICON), layout="wide")
+st.html(NARROW_CSS)
 init_state()
 
 navigation = st.navigation(

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from tltools import runs
-from tltools.charts.evaluation import confusion_matrix_figure, roc_figure
+from tltools.charts.evaluation import INFORMATIVE_AUC, confusion_matrix_figure, informative_roc_classes, roc_figure
 from tltools.errors import TLToolsError
 from tltools.evaluation import evaluate_run, gradcam, per_class_table
 from tltools.streamlit_bridge import cached_model, require_app, run_picker, show_error
@@ -12,6 +12,9 @@ require_app()
 
 GALLERY_SIZE = 12
 SPLIT_TITLES = {"val": "Validation", "test": "Test"}
+ROW_PX, HEADER_PX = 35, 38  # st.dataframe's row and header heights: a table this tall shows every row
+ECE_HELP = ("Expected calibration error: how far the model's confidence is from how often it is right "
+            "(0 = a 90 % confident answer is right 90 % of the time).")
 
 st.title("Evaluate")
 
@@ -47,30 +50,48 @@ def gallery(run: runs.RunInfo, split: str, mistakes: list[dict]) -> None:
         st.caption(f"The {GALLERY_SIZE} most confident of {len(mistakes)} mistakes.")
 
 
+def headline(metrics: dict) -> None:
+    """Show a split's headline numbers as bordered metrics that wrap onto new rows on a narrow screen."""
+    with st.container(horizontal=True, gap="small"):
+        st.metric("Accuracy", f"{metrics['accuracy']:.1%}", border=True, width="content")
+        st.metric("Macro F1", f"{metrics['macro_f1']:.3f}", border=True, width="content")
+        if metrics["top_k"] < len(metrics["per_class"]):
+            st.metric(f"Top-{metrics['top_k']} accuracy", f"{metrics['top_k_accuracy']:.1%}", border=True,
+                      width="content")
+        else:  # top-k covers every class: always 100 %
+            st.metric("Weighted F1", f"{metrics['weighted_f1']:.3f}", border=True, width="content")
+        st.metric("Loss", f"{metrics['loss']:.4f}", border=True, width="content",
+                  help="Cross-entropy on these images; lower is better.")
+        st.metric("ECE", f"{metrics['ece']:.4f}", border=True, width="content", help=ECE_HELP)
+    st.caption(f"{metrics['num_images']} images. ECE: {ECE_HELP}")
+
+
+def roc_section(metrics: dict, split: str) -> None:
+    """ROC curves only of the classes the model does not separate (almost) perfectly; the AUCs are in the table."""
+    st.subheader("ROC curves")
+    weak = informative_roc_classes(metrics)
+    if not weak:
+        st.caption(f"Every class has an AUC of at least {INFORMATIVE_AUC} (see the per-class table): its ROC curve "
+                   "would sit in the top-left corner, so none is drawn.")
+        if st.toggle("Draw them anyway", key=f"evaluate_roc_all_{split}"):
+            st.plotly_chart(roc_figure(metrics), key=f"evaluate_roc_{split}")
+        return
+    st.caption(f"The {len(weak)} class(es) with an AUC below {INFORMATIVE_AUC}, worst first; the others are "
+               "separated (almost) perfectly.")
+    st.plotly_chart(roc_figure(metrics, weak), key=f"evaluate_roc_{split}")
+
+
 def show_split(run: runs.RunInfo, split: str, metrics: dict) -> None:
-    """Show one split's headline metrics, confusion matrix, ROC curves, per-class table and mistakes."""
-    columns = st.columns(5)
-    columns[0].metric("Accuracy", f"{metrics['accuracy']:.1%}")
-    columns[1].metric("Macro F1", f"{metrics['macro_f1']:.3f}")
-    if metrics["top_k"] < len(metrics["per_class"]):
-        columns[2].metric(f"Top-{metrics['top_k']} accuracy", f"{metrics['top_k_accuracy']:.1%}")
-    else:  # top-k covers every class: always 100 %
-        columns[2].metric("Weighted F1", f"{metrics['weighted_f1']:.3f}")
-    columns[3].metric("Loss", f"{metrics['loss']:.4f}")
-    columns[4].metric("ECE", f"{metrics['ece']:.4f}", help="Expected calibration error: the gap between "
-                      "confidence and accuracy; 0 means the confidences can be trusted.")
-    st.caption(f"{metrics['num_images']} images")
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Confusion matrix")
-        normalised = st.toggle("Shares of each true class", key=f"evaluate_normalised_{split}")
-        st.plotly_chart(confusion_matrix_figure(metrics, normalised), key=f"evaluate_confusion_{split}")
-    with right:
-        st.subheader("ROC curves")
-        st.plotly_chart(roc_figure(metrics), key=f"evaluate_roc_{split}")
+    """Show one split's headline metrics, confusion matrix, per-class table, ROC curves and mistakes."""
+    headline(metrics)
+    st.subheader("Confusion matrix")
+    normalised = st.toggle("Shares of each true class", key=f"evaluate_normalised_{split}")
+    st.plotly_chart(confusion_matrix_figure(metrics, normalised), key=f"evaluate_confusion_{split}")
     st.subheader("Per class")
+    table = per_class_table(metrics)
     scores = {column: st.column_config.NumberColumn(format="%.3f") for column in ("precision", "recall", "f1", "auc")}
-    st.dataframe(per_class_table(metrics), hide_index=True, column_config=scores)
+    st.dataframe(table, hide_index=True, column_config=scores, height=HEADER_PX + ROW_PX * len(table) + 2)
+    roc_section(metrics, split)
     try:
         gallery(run, split, metrics["misclassified"])
     except TLToolsError as error:
@@ -101,3 +122,5 @@ splits = [split for split in SPLIT_TITLES if metrics.get(split)]
 for tab, split in zip(st.tabs([SPLIT_TITLES[split] for split in splits]), splits):
     with tab:
         show_split(run, split, metrics[split])
+
+st.page_link("pages/predict.py", label="Next: classify new images with this model", icon=":material/arrow_forward:")

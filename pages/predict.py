@@ -1,5 +1,6 @@
 """Predict page: classify new images with a run's model or your own .keras file."""
 
+import hashlib
 from pathlib import Path
 
 import streamlit as st
@@ -15,6 +16,7 @@ require_app()
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 DETAILED = 24
+SHOWN_RANKS = 3  # the results table names this many classes per image in one text column; the rest on demand
 FROM_RUN, FROM_FILE = "A training run", "My own .keras file"
 
 st.title("Predict")
@@ -53,8 +55,26 @@ left, right = st.columns(2)
 top_k = left.slider("Classes per image", 1, max(2, min(10, len(class_names))), min(5, len(class_names)),
                     key="predict_top_k")
 tta = right.checkbox("Flip TTA: average with the mirrored image", key="predict_tta")
+
+def next_link() -> None:
+    """The page's last line: where to go next."""
+    st.page_link("pages/runs.py", label="Next: download this model on the Runs page", icon=":material/arrow_forward:")
+
+
 if not images:
+    next_link()
     st.stop()
+unique, repeated = {}, []
+for image in images:  # the same picture added twice (or uploaded and photographed) is classified once
+    digest = hashlib.sha1(image.getvalue()).hexdigest()
+    if digest in unique:
+        repeated.append(image.name)
+    else:
+        unique[digest] = image
+images = list(unique.values())
+if repeated:
+    st.info(f"{len(repeated)} file(s) repeat an image already added and are shown once: {', '.join(repeated[:5])}"
+            f"{', …' if len(repeated) > 5 else ''}.", icon=":material/content_copy:")
 
 with st.spinner(f"Classifying {len(images)} image(s)…"):  # in batches; an unreadable file is reported alone
     outcomes = predict_images(model, class_names, images, top_k=top_k, tta_flip=tta, skip_unreadable=True)
@@ -67,11 +87,18 @@ for image, outcome in zip(images, outcomes):
 if not results:
     st.stop()
 
-table = predictions_table([prediction for _, prediction in results])
+predictions = [prediction for _, prediction in results]
+table = predictions_table(predictions)
 st.subheader("Results")
-shares = {column: st.column_config.NumberColumn(format="percent")
-          for column in table if column.endswith(("prob", "confidence"))}
-st.dataframe(table, hide_index=True, column_config=shares)
+compact = table[["image", "predicted", "confidence"]].assign(**{
+    f"top {min(SHOWN_RANKS, top_k)}": [", ".join(f"{item['label']} {item['prob']:.0%}" for item in p.top[:SHOWN_RANKS])
+                                       for p in predictions]})
+st.dataframe(compact, hide_index=True, key="predict_results",
+             column_config={"confidence": st.column_config.NumberColumn(format="percent")})
+with st.expander(f"Every rank as columns ({top_k} per image; as in the CSV)"):
+    shares = {column: st.column_config.NumberColumn(format="percent")
+              for column in table if column.endswith(("prob", "confidence"))}
+    st.dataframe(table, hide_index=True, column_config=shares, key="predict_results_all")
 st.download_button("Download CSV", predictions_csv(table), "predictions.csv", "text/csv",
                    key="predict_download", on_click="ignore", icon=":material/download:")
 
@@ -80,7 +107,7 @@ if len(results) > DETAILED:
     st.caption(f"The first {DETAILED} of {len(results)} images; the table above has all of them.")
 for image, prediction in results[:DETAILED]:
     with st.container(border=True):
-        picture, chart = st.columns([1, 2])
+        picture, chart = st.columns([1, 2])  # side by side when wide, stacked on a phone
         shown = image.getvalue()
         if chart.toggle("Grad-CAM: where the model looked", key=f"predict_gradcam_{image.file_id}"):
             try:
@@ -91,3 +118,5 @@ for image, prediction in results[:DETAILED]:
                     show_error(error)
         picture.image(shown, caption=image.name, width=220)
         chart.plotly_chart(top_k_figure(prediction), key=f"predict_chart_{image.file_id}")
+
+next_link()

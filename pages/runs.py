@@ -4,9 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from tltools import app_state, paths, runs
-from tltools.charts.evaluation import HISTORY_METRICS, runs_overlay_figure
+from tltools.charts.evaluation import history_metrics, runs_overlay_figure
 from tltools.errors import TLToolsError
 from tltools.export import cached_export, describe_export, export_run
+from tltools.export.archive import LABELS_FILE, labels_text
 from tltools.streamlit_bridge import job_manager, own_run_id, require_app, show_error
 from tltools.training import TrainConfig, history_frame
 
@@ -20,32 +21,50 @@ EXPORTS = {
     "tflite-int8": "TFLite int8",
     "bundle": "Bundle zip",
 }
+TFLITE = ("tflite", "tflite-int8")
+DIFFERENT = "background-color: #fff3b0"  # a setting that differs between the compared runs
 
 st.title("Runs")
 
 
 def exports(run: runs.RunInfo) -> None:
-    """Offer each export format: build it on the first "prepare", then download the kept file."""
-    st.caption("Each export is built once per model, checked against the Keras model on training images, "
-               "and kept in the run's `exports/` folder (where `python -m tltools export` puts it too).")
-    columns = st.columns(len(EXPORTS))
-    for column, (fmt, label) in zip(columns, EXPORTS.items()):
-        kept = cached_export(run, fmt)
-        key = f"{run.run_id}_{fmt}"
-        with column:
-            st.markdown(f"**{label}**")
-            if kept is None and st.button("Prepare", key=f"runs_prepare_{key}", help=f"Build the {label} export"):
-                try:
-                    with st.spinner(f"Building and checking the {label} export…"):
-                        export_run(run.path, fmt)
-                except TLToolsError as error:
-                    show_error(error)
-                else:
-                    st.rerun()
-            if kept is not None:
-                st.download_button("Download", kept.path.read_bytes(), kept.path.name, key=f"runs_download_{key}",
-                                   on_click="ignore", icon=":material/download:", help=kept.path.name)
-                st.caption("  \n".join(describe_export(kept)))
+    """Offer each export format: a one-click download when it is built, else a Build button with progress."""
+    st.caption("Each export is built once per model (seconds to a minute), checked against the Keras model on "
+               "training images, and kept in the run's `exports/` folder (where `python -m tltools export` puts it "
+               "too). Class names are inside `.keras`/`.h5` (`tltools.json`) and in `labels.txt`.")
+    with st.container(horizontal=True, gap="medium"):
+        for fmt, label in EXPORTS.items():
+            with st.container(width=190):
+                export_cell(run, fmt, label)
+
+
+def export_cell(run: runs.RunInfo, fmt: str, label: str) -> None:
+    """One format: its download (with what the check found), or a button that builds it with a progress bar."""
+    key = f"{run.run_id}_{fmt}"
+    st.markdown(f"**{label}**")
+    kept = cached_export(run, fmt)
+    if kept is None and st.button("Build", key=f"runs_prepare_{key}", icon=":material/build:",
+                                  help=f"Build and check the {label} export; its download appears here"):
+        progress = st.progress(0.1, text=f"Building the {label} export…")
+        try:
+            with st.spinner("Converting and checking against the Keras model…"):
+                export_run(run.path, fmt)
+        except TLToolsError as error:
+            progress.empty()
+            show_error(error)
+        else:
+            progress.progress(1.0, text="Built")
+            st.rerun()  # the page shows the download in place of the Build button
+    if kept is None:
+        return
+    st.download_button(f"Download {kept.path.suffix}", kept.path.read_bytes(), kept.path.name,
+                       key=f"runs_download_{key}", on_click="ignore", icon=":material/download:", help=kept.path.name)
+    st.caption("  \n".join(describe_export(kept)))
+    if fmt in TFLITE:
+        st.download_button(LABELS_FILE, labels_text(run.classes), LABELS_FILE, "text/plain",
+                           key=f"runs_labels_{key}", on_click="ignore", icon=":material/label:",
+                           help="A .tflite file holds no class names: line i of labels.txt names output i")
+        st.caption(f"Class names: `{LABELS_FILE}` (line i names output i), also in the bundle zip.")
 
 
 def continue_training(run: runs.RunInfo) -> None:
@@ -99,21 +118,21 @@ def manage(run: runs.RunInfo) -> None:
             st.rerun()
 
 
-st.caption(f"Every training run in `{paths.runs_dir()}`, newest first.")
+st.caption("Every training run on this server, newest first; click a column's header to sort by it. "
+           "★ marks the best run of each dataset (highest validation accuracy).")
 all_runs = runs.list_runs()
 if not all_runs:
     st.info("No training runs yet: train one on the Train page.", icon=":material/info:")
     st.stop()
 histories = {run.run_id: history_frame(run.path) for run in all_runs}
-st.dataframe(pd.DataFrame([{
-    "run": run.run_id,
-    "status": run.status,
-    "backbone": run.config.get("backbone"),
-    "best val accuracy": run.best_val_accuracy,
-    "epochs": len(histories[run.run_id]),
-    "started": run.created_at,
-} for run in all_runs]), hide_index=True, column_config={
-    "best val accuracy": st.column_config.NumberColumn(format="percent"),
+table = runs.runs_table(all_runs)
+table.insert(table.columns.get_loc("mode") + 1, "epochs run", [len(histories[run.run_id]) for run in all_runs])
+st.dataframe(table, hide_index=True, key="runs_table", column_config={
+    "best": st.column_config.TextColumn("best", width=40),
+    "LR": st.column_config.NumberColumn(format="%.1e"),
+    "val accuracy": st.column_config.NumberColumn(format="percent"),
+    "test accuracy": st.column_config.NumberColumn(format="percent"),
+    "duration (s)": st.column_config.NumberColumn(format="%.0f s"),
     "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
 })
 
@@ -122,9 +141,26 @@ selected = st.session_state[app_state.SELECTED_RUN]
 own = own_run_id()  # other sessions' runs may be newer
 default = ([run.run_id for run in all_runs if str(run.path) == selected]
            or [own if own in by_id else all_runs[0].run_id])
-chosen = st.multiselect("Runs to compare and manage", list(by_id), default=default, key="runs_chosen")
-metric = st.selectbox("Curve", list(HISTORY_METRICS), format_func=HISTORY_METRICS.get, key="runs_metric")
-st.plotly_chart(runs_overlay_figure({run_id: histories[run_id] for run_id in chosen}, metric), key="runs_overlay")
+chosen = st.multiselect("Runs to compare and manage", list(by_id), default=default, key="runs_chosen",
+                        format_func=lambda run_id: runs.picker_label(by_id[run_id]))
+chosen_histories = {run_id: histories[run_id] for run_id in chosen}
+choices = history_metrics(chosen_histories) or {"val_accuracy": "validation accuracy"}
+metric = st.selectbox("Curve", list(choices), format_func=choices.get, key="runs_metric")
+st.plotly_chart(runs_overlay_figure(chosen_histories, metric), key="runs_overlay")
+if len(chosen) > 1:
+    st.subheader("Settings side by side")
+    comparison = runs.settings_comparison([by_id[run_id] for run_id in chosen])
+    differing = runs.differing_settings(comparison)
+    only = st.toggle("Only the settings that differ", value=bool(differing), key="runs_only_differences")
+    shown = comparison.loc[differing] if only else comparison
+    st.caption(f"{len(differing)} setting(s) differ (highlighted).")
+    st.dataframe(shown.style.apply(lambda row: [DIFFERENT if row.name in differing else ""] * len(row), axis=1),
+                 key="runs_settings")
 for run_id in chosen:
-    with st.expander(f"{run_id} ({by_id[run_id].status})", expanded=len(chosen) == 1):
-        manage(by_id[run_id])
+    run = by_id[run_id]
+    with st.container(border=True, key=f"runs_manage_{run_id}"):  # stays open whatever else is chosen
+        st.markdown(f"**{run_id}** · {runs.STATUS_LABELS.get(run.status, run.status)} · "
+                    f"{runs.dataset_name(run) or 'unknown data'}")
+        manage(run)
+
+st.page_link("pages/evaluate.py", label="Next: evaluate the chosen run", icon=":material/arrow_forward:")

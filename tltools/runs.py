@@ -332,3 +332,146 @@ def owner_alive(state: dict) -> bool:
 
 def _read_optional(path: Path):
     return read_json(path) if path.is_file() else None
+
+
+# What the runs table shows of each status: a distinct mark and word, so a stopped run never looks completed.
+STATUS_LABELS = {
+    COMPLETED: "✅ completed",
+    STOPPED: "⏹️ stopped early",
+    RUNNING: "⏳ running",
+    FAILED: "❌ failed",
+    INTERRUPTED: "⚠️ interrupted",
+}
+# The config.json settings that tell runs apart, with the names the runs table and comparison use.
+KEY_SETTINGS = {
+    "backbone": "backbone",
+    "image_size": "image size",
+    "learning_rate": "LR",
+    "epochs": "epochs",
+    "fine_tune_epochs": "fine-tune epochs",
+    "unfreeze": "unfreeze",
+}
+AUTO_FILE = "auto.json"  # tltools.auto.report.AUTO_FILE: an auto-mode run has it beside its config
+
+
+def dataset_name(run: RunInfo) -> str | None:
+    """Return the user-facing name of the run's data: the uploaded file's name (``source`` in ``dataset.json``).
+
+    Falls back to the data folder's name; None when the run has no dataset record. Never a server path.
+    """
+    recorded = _read_optional(run.path / DATASET_FILE) or {}
+    source = recorded.get("source") or recorded.get("root")
+    return Path(str(source)).name if source else None
+
+
+def dataset_fingerprint(run: RunInfo) -> str | None:
+    """Return the fingerprint of the images the run trained on (``dataset.json``), or None."""
+    return (_read_optional(run.path / DATASET_FILE) or {}).get("fingerprint")
+
+
+def held_out_accuracy(run: RunInfo) -> float | None:
+    """Return the test-split accuracy in ``metrics.json``, or None (no test split, or no metrics yet)."""
+    return ((run.metrics or {}).get("test") or {}).get("accuracy")
+
+
+def duration_seconds(run: RunInfo) -> float | None:
+    """Return how long the run took from start to end in seconds, or None while it has not ended."""
+    if run.finished_at is None:
+        return None
+    return (run.finished_at - run.created_at).total_seconds()
+
+
+def is_auto(run: RunInfo) -> bool:
+    """Return whether auto mode made the run (it left an ``auto.json``)."""
+    return (run.path / AUTO_FILE).is_file()
+
+
+def best_run(candidates: list[RunInfo], fingerprint: str | None = None) -> RunInfo | None:
+    """Return the run with the highest validation accuracy among those with a model (ties: the newest).
+
+    Args:
+        candidates: Runs, e.g. from :func:`list_runs`.
+        fingerprint: Only runs trained on images with this dataset fingerprint
+            count; None for any data.
+
+    Returns:
+        The best run, or None when no run qualifies. Runs without a validation
+        accuracy (still training, or never evaluated) count only when no other run has one.
+    """
+    usable = [run for run in candidates if run.model_path.is_file()
+              and (fingerprint is None or dataset_fingerprint(run) == fingerprint)]
+    if not usable:
+        return None
+    newest_first = sorted(usable, key=lambda run: (run.created_at, run.run_id), reverse=True)
+    return max(newest_first, key=lambda run: -1.0 if run.best_val_accuracy is None else run.best_val_accuracy)
+
+
+def runs_table(candidates: list[RunInfo]) -> pd.DataFrame:
+    """Return one row per run: what tells runs apart, for the Runs page and comparisons.
+
+    Columns: ``best`` (★ on the best run of each dataset by validation accuracy), ``run``,
+    ``status`` (:data:`STATUS_LABELS`), ``dataset`` (the uploaded name), the settings of
+    :data:`KEY_SETTINGS` (``LR`` as a number; ``unfreeze`` as text), ``mode`` (auto or manual),
+    ``val accuracy``, ``test accuracy``, ``duration (s)`` and ``started``.
+    """
+    best = {}
+    for run in candidates:
+        name = dataset_fingerprint(run) or dataset_name(run)
+        if run.best_val_accuracy is not None and (name not in best or run.best_val_accuracy > best[name][0]):
+            best[name] = (run.best_val_accuracy, run.run_id)
+    best_ids = {run_id for _, run_id in best.values()}
+    rows = []
+    for run in candidates:
+        row = {"best": "★" if run.run_id in best_ids else "", "run": run.run_id,
+               "status": STATUS_LABELS.get(run.status, run.status), "dataset": dataset_name(run)}
+        for key, title in KEY_SETTINGS.items():
+            value = run.config.get(key)
+            if key == "image_size" and value is None:
+                value = _default_size(run.config.get("backbone"))
+            row[title] = str(value) if key == "unfreeze" and value is not None else value
+        row.update({"mode": "auto" if is_auto(run) else "manual", "val accuracy": run.best_val_accuracy,
+                    "test accuracy": held_out_accuracy(run), "duration (s)": duration_seconds(run),
+                    "started": run.created_at})
+        rows.append(row)
+    columns = ["best", "run", "status", "dataset", *KEY_SETTINGS.values(), "mode", "val accuracy", "test accuracy",
+               "duration (s)", "started"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def settings_comparison(chosen: list[RunInfo]) -> pd.DataFrame:
+    """Return the chosen runs' settings side by side: one row per setting, one column per run id.
+
+    Every ``config.json`` key any of the runs has is a row (missing ones are empty), plus ``dataset``
+    and ``mode``; values are text so that lists and numbers compare alike.
+    """
+    keys = {"dataset": None, "mode": None}
+    for run in chosen:
+        keys.update(dict.fromkeys(run.config))
+    table = {}
+    for run in chosen:
+        values = {"dataset": dataset_name(run) or "", "mode": "auto" if is_auto(run) else "manual"}
+        values.update({key: "" if value is None else str(value) for key, value in run.config.items()})
+        table[run.run_id] = [values.get(key, "") for key in keys]
+    return pd.DataFrame(table, index=pd.Index(list(keys), name="setting"))
+
+
+def _default_size(backbone: str | None) -> int | None:
+    """Return a backbone's default input size (what a run without ``image_size`` used), or None if unknown."""
+    from tltools.backbones import get_backbone
+
+    try:
+        return get_backbone(str(backbone)).default_size
+    except (TLToolsError, KeyError):
+        return None
+
+
+def differing_settings(comparison: pd.DataFrame) -> list[str]:
+    """Return the rows of :func:`settings_comparison` whose values differ between the runs."""
+    return [key for key, row in comparison.iterrows() if row.nunique() > 1]
+
+
+def picker_label(run: RunInfo) -> str:
+    """Return how a run picker names a run: its id, validation accuracy and status (``… · 95.8 % val · stopped``)."""
+    accuracy = run.best_val_accuracy
+    shown = "not evaluated" if accuracy is None else f"{accuracy:.1%} val"
+    return f"{run.run_id} · {shown} · {STATUS_LABELS.get(run.status, run.status)}"

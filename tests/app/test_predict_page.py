@@ -45,8 +45,10 @@ def use_own_model(app: AppTest, name: str, content: bytes) -> AppTest:
 def test_a_red_image_is_predicted_red_with_a_chart_and_a_csv(run):
     app = upload_images(open_predict(run), ("red.png", RED, "image/png"))
     table = app.dataframe[0].value
+    assert list(table.columns) == ["image", "predicted", "confidence", "top 3"]  # no sideways scrolling
     assert list(table["image"]) == ["red.png"] and table["predicted"][0] == "red"
-    assert len(table.filter(like="_label").columns) == 3  # top-k capped at the 3 classes
+    assert table["top 3"][0].startswith("red ")
+    assert len(app.dataframe[1].value.filter(like="_label").columns) == 3  # every rank on demand, top-k capped
     assert len(app.get("plotly_chart")) == 1
     assert app.get("download_button")
 
@@ -79,7 +81,20 @@ def test_top_k_and_flip_tta_change_the_table(run):
     app = upload_images(open_predict(run), ("red.png", RED, "image/png"))
     app.slider(key="predict_top_k").set_value(1)
     app.checkbox(key="predict_tta").check().run()
-    assert list(app.dataframe[0].value.columns) == ["image", "predicted", "confidence", "top1_label", "top1_prob"]
+    assert list(app.dataframe[0].value.columns) == ["image", "predicted", "confidence", "top 1"]
+    assert list(app.dataframe[1].value.columns) == ["image", "predicted", "confidence", "top1_label", "top1_prob"]
+
+
+def test_the_same_image_added_twice_is_classified_once_and_said_so(run):
+    app = upload_images(open_predict(run), ("red.png", RED, "image/png"), ("copy of red.png", RED, "image/png"))
+    assert list(app.dataframe[0].value["image"]) == ["red.png"]
+    assert any("repeat an image already added" in info.value and "copy of red.png" in info.value for info in app.info)
+
+
+def test_an_unreadable_file_is_named_in_plain_words(run):
+    app = upload_images(open_predict(run), ("notes.png", b"just text", "image/png"))
+    assert len(app.error) == 1 and "Pillow" not in app.error[0].value
+    assert "not a picture in a format this app reads" in app.error[0].value
 
 
 def test_an_uploaded_model_file_predicts_like_its_run(run):

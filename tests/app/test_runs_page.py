@@ -57,8 +57,8 @@ def test_lists_every_run_and_overlays_the_chosen_ones(run):
     app = open_runs(run.path)
     table = app.dataframe[0].value
     row = table[table["run"] == run.run_id].iloc[0]
-    assert row["status"] == "completed" and row["backbone"] == "efficientnet_lite0" and row["epochs"] == 1
-    assert row["best val accuracy"] == pytest.approx(run.best_val_accuracy)
+    assert row["status"] == "✅ completed" and row["backbone"] == "efficientnet_lite0" and row["epochs run"] == 1
+    assert row["val accuracy"] == pytest.approx(run.best_val_accuracy)
     assert app.multiselect(key="runs_chosen").value == [run.run_id]
     app.selectbox(key="runs_metric").set_value("loss").run()
     assert not app.exception, app.exception
@@ -89,7 +89,7 @@ def test_an_export_made_with_the_cli_is_the_one_the_page_offers(copy_run, capsys
     app = open_runs(other)
     assert f"runs_download_{other.name}_h5" in keys(app, "download_button")
     assert f"runs_prepare_{other.name}_h5" not in keys(app, "button")
-    assert app.get("download_button")[0].proto.label == "Download"
+    assert app.get("download_button")[0].proto.label == "Download .h5"
 
 
 def test_deleting_needs_the_confirmation_and_removes_the_folder(copy_run):
@@ -145,12 +145,57 @@ def test_a_run_training_in_this_server_links_to_its_live_view(colours, copy_run)
             time.sleep(0.1)
         app = open_runs(job.run_dir)
         assert app.multiselect(key="runs_chosen").value == [job.run_dir.name]
-        (link,) = app.get("page_link")
+        (link,) = [link for link in app.get("page_link") if not link.value.startswith("Next:")]
         assert (link.value, link.proto.query_string) == ("Watch it train", f"{app_state.JOB_QUERY_PARAM}={job.job_id}")
     finally:
         job_manager().stop(job.job_id)
         job_manager().wait(job.job_id, timeout=120)
     elsewhere = copy_run("cli", status="running", pid=os.getpid(), process_token=runs._PROCESS_TOKEN)
     app = open_runs(elsewhere)
-    assert not app.get("page_link")
+    assert [link.value for link in app.get("page_link")] == ["Next: evaluate the chosen run"]
     assert any("trains in another process" in caption.value for caption in app.caption)
+
+
+def test_the_table_tells_runs_apart_and_marks_the_best_and_the_stopped_one(run, copy_run):
+    stopped = copy_run("stopped-table", status="stopped")
+    write_json(stopped / "metrics.json", {**read_json(stopped / "metrics.json"),
+                                          "val": {**run.metrics["val"], "accuracy": 0.01}})
+    write_json(stopped / "config.json", {**run.config, "learning_rate": 0.02, "unfreeze": "block:6"})
+    app = open_runs(run.path)
+    table = app.dataframe[0].value.set_index("run")
+    assert {"best", "status", "dataset", "backbone", "image size", "LR", "epochs", "unfreeze", "mode", "val accuracy",
+            "test accuracy", "duration (s)"} <= set(table.columns)
+    mine, other = table.loc[run.run_id], table.loc[stopped.name]
+    assert mine["status"] != other["status"] and other["status"] == "⏹️ stopped early"
+    assert mine["best"] == "★" and other["best"] == ""  # same data, lower validation accuracy
+    assert mine["dataset"] == runs.dataset_name(run) and "/" not in mine["dataset"]
+    assert other["LR"] == 0.02 and other["unfreeze"] == "block:6" and mine["mode"] == "manual"
+    assert mine["duration (s)"] >= 0 and mine["image size"] == run.config["image_size"]
+
+
+def test_comparing_two_runs_highlights_the_settings_that_differ_and_keeps_both_panels_open(run, copy_run):
+    other = copy_run("other-lr")
+    write_json(other / "config.json", {**run.config, "learning_rate": 0.05})
+    app = open_runs(run.path)
+    app.multiselect(key="runs_chosen").set_value([run.run_id, other.name]).run()
+    assert not app.exception, app.exception
+    settings = app.dataframe[1]
+    assert list(settings.value.index) == ["learning_rate"]  # only the differing setting by default
+    assert list(settings.value.loc["learning_rate"]) == [str(run.config["learning_rate"]), "0.05"]
+    # each chosen run keeps its own panel with its exports (no expander collapses)
+    assert {f"runs_prepare_{run.run_id}_keras", f"runs_prepare_{other.name}_keras"} <= keys(app, "button")
+    assert not app.expander
+    app.toggle(key="runs_only_differences").set_value(False).run()
+    assert "backbone" in app.dataframe[1].value.index
+    app.selectbox(key="runs_metric").set_value("val_loss").run()
+    figure = app.get("plotly_chart")[0].proto.spec
+    assert '"range"' in figure  # the axis is fitted to the runs' values
+
+
+def test_best_run_helper_prefers_accuracy_then_newest_and_filters_by_data(run, copy_run):
+    worse = copy_run("worse")
+    write_json(worse / "metrics.json", {"val": {"accuracy": 0.0}})
+    listed = runs.list_runs(run.path.parent)
+    assert runs.best_run(listed, runs.dataset_fingerprint(run)).run_id != worse.name
+    assert runs.best_run(listed, "another dataset") is None
+    assert "% val" in runs.picker_label(run) and "completed" in runs.picker_label(run)
