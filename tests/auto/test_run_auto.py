@@ -105,7 +105,7 @@ def test_auto_is_not_worse_on_validation_than_the_plain_default_even_when_every_
     hopeless = SearchSpace(learning_rate=(1e-7, 2e-6), optimizers=("sgd",), dense_units=(0,), class_weights=("off",))
 
     default = train(config, dataset, runs_root=tmp_path / "runs")
-    auto = run_auto(dataset, time_budget_s=30, base_config=config, backbones=["efficientnet_lite0"], max_trials=2,
+    auto = run_auto(dataset, time_budget_s=45, base_config=config, backbones=["efficientnet_lite0"], max_trials=2,
                     fine_tune=False, space=hopeless, runs_root=tmp_path / "runs")
 
     assert auto.result.metrics["val"]["accuracy"] >= default.metrics["val"]["accuracy"]
