@@ -10,8 +10,11 @@ Backbones are tried offline ones first (their ImageNet weights ship with
 tltools), then those whose Keras weights are already downloaded; the others
 are skipped with a note rather than downloaded inside someone's time budget.
 Before extracting, a candidate's cost is estimated from its measured images/s
-on a few images times the dataset size; one that would not fit in the time
-left is skipped with a note.
+on a few images times the dataset size (or, before it is even built, scaled
+from the first backbone's measured speed by parameters and input pixels); one
+that would not fit in the time left is skipped with a note. Images are decoded
+batch by batch as the extraction asks for them, so an extraction that runs
+past its time limit stops within a batch.
 """
 
 import dataclasses

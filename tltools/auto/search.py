@@ -2,11 +2,12 @@
 
 A trial trains exactly the head :func:`tltools.model.build_model` puts on a
 backbone (optional ReLU dense layer, dropout, softmax) with the trainer's loss
-and optimizers, on whole feature arrays in memory, so an epoch costs
-milliseconds. Inside a trial the weights with the lowest validation loss are
-scored (as the trainer's checkpoint keeps them) and training stops after ``patience``
-epochs without improvement; Optuna's pruner ends trials whose best validation
-accuracy so far is below the median of earlier trials at the same epoch.
+and optimizers, on whole feature arrays in memory, so an epoch costs tens of
+milliseconds. A trial is scored at its epoch with the lowest (unsmoothed)
+validation cross-entropy, the epoch the trainer's checkpoint keeps, and stops
+after ``patience`` epochs without improvement; Optuna's pruner ends trials
+whose best validation accuracy so far is below the median of earlier trials
+at the same epoch.
 
 Only training and validation rows are ever handed to a trial: the test split
 is not an input of this module. With few validation images (below
@@ -298,12 +299,12 @@ class HeadSearch:
         self.folds = folds(data.labels, kfold_below=kfold_below, seed=seed)
         self.records: list[TrialRecord] = []
         warmup = 1 if len(self.folds) > 1 else schedule[1]  # pruning compares after folds, or after epochs
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup),
         )
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study.enqueue_trial({name: value for name, value in default.items()
                                   if name != "weight_decay" or default["optimizer"] == "adamw"})
         self._x = {backbone: np.concatenate([data.arrays(backbone, "train"), data.arrays(backbone, "val")])
