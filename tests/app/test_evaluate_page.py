@@ -113,3 +113,28 @@ def test_an_interrupted_run_without_metrics_can_be_evaluated_now(run, copy_run):
     assert not app.exception, app.exception
     assert metric(app, "Accuracy") == f"{run.metrics['val']['accuracy']:.1%}"
     assert read_json(killed / "metrics.json")["val"]["accuracy"] == pytest.approx(run.metrics["val"]["accuracy"])
+
+
+def test_ece_is_explained_and_roc_curves_are_drawn_only_where_they_inform(run):
+    app = open_evaluate(run.path)  # (the per-class table's full height is checked in the browser test)
+    assert any(caption.value.startswith(f"{run.metrics['val']['num_images']} images. ECE: ") for caption in app.caption)
+    weak = [name for name, row in run.metrics["val"]["per_class"].items() if row["auc"] is not None and row["auc"] < 0.99]
+    charts = len(app.get("plotly_chart"))
+    if weak:
+        assert charts == 4
+    else:
+        assert any("would sit in the top-left corner" in caption.value for caption in app.caption)
+
+
+def test_without_a_choice_the_page_opens_on_the_best_run_for_the_loaded_data(run, copy_run, colours):
+    better = copy_run("better")
+    write_json(better / "metrics.json", {**read_json(better / "metrics.json"),
+                                         "val": {**run.metrics["val"], "accuracy": 1.0}})
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.session_state[app_state.DATASET] = colours
+    app.run().switch_page("pages/evaluate.py").run()
+    assert not app.exception, app.exception
+    picker = app.selectbox(key="evaluate_run")
+    assert picker.value == str(better)
+    assert "100.0% val" in picker.format_func(str(better))
+    assert [link.value for link in app.get("page_link")][-1].startswith("Next:")
