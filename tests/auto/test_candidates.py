@@ -33,6 +33,7 @@ def test_downloaded_weights_are_recognised_by_their_own_names_only(tmp_path, mon
     assert not keras_weights_cached(get_backbone("efficientnet_b0"))
 
 
+@pytest.mark.slow
 def test_a_budget_too_small_for_any_features_is_refused_with_what_would_do(colours):
     ticks = iter(range(0, 10_000, 1))  # a clock where every look at the time costs a second
 
