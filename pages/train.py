@@ -3,16 +3,22 @@
 import numpy as np
 import streamlit as st
 
+import pandas as pd
+
 from tltools import app_state
-from tltools.charts.training import batch_loss_figure, epoch_curves_figure, lr_finder_figure
+from tltools.auto import read_trials
+from tltools.charts.training import batch_loss_figure, epoch_curves_figure, lr_finder_figure, trials_figure
 from tltools.errors import TLToolsError
 from tltools.training import TrainConfig, suggest_learning_rate
 from tltools.training.config import CLASS_WEIGHTS, OPTIMIZERS
+from tltools.training.progress import progress_text
 from tltools.streamlit_bridge import (
     config,
     current_job,
+    dataset_name,
     job_manager,
     remember_job,
+    remember_session,
     require_app,
     show_error,
     update_config,
@@ -28,14 +34,52 @@ BATCH_SIZES = [size for size in (4, 8, 16, 32, 64, 128) if TrainConfig.bounds("b
 REFRESH_SECONDS = 1.0
 
 
+# Settings that do not change what the LR finder's sweep sees (phase 1, the training split):
+# a result made under other values of any other setting is stale.
+NOT_SWEPT = {"learning_rate", "epochs", "early_stopping_patience", "reduce_lr_patience", "reduce_lr_factor",
+             "fine_tune_epochs", "fine_tune_learning_rate", "unfreeze", "train_batchnorm", "tensorboard", "top_k",
+             "class_weights"}
+# Auto mode's time budgets offered, in seconds.
+BUDGETS = [60, 120, 300, 600, 900, 1200, 1800, 3600]
+
+
+def two_digits(rate: float) -> float:
+    """``rate`` rounded to two significant digits (how every rate is shown and set)."""
+    return float(f"{rate:.2g}")
+
+
 def nearest_rate(value: float) -> float:
     """The slider position closest to ``value`` on the log scale."""
     return min(RATES, key=lambda rate: abs(np.log10(rate) - np.log10(value)))
 
 
+def rate_options(*extra: float | None) -> list[float]:
+    """The slider's rates: the log grid plus ``extra`` exact values (the saved rate, the finder's suggestion)."""
+    return sorted({*RATES, *(two_digits(rate) for rate in extra if rate)})
+
+
 def use_suggested(rate: float) -> None:
-    """Button callback: move the learning-rate slider to the LR finder's suggestion."""
-    st.session_state["train_lr"] = nearest_rate(rate)
+    """Button callback: set the learning-rate slider to the LR finder's suggestion, as shown on the button."""
+    st.session_state["train_lr"] = two_digits(rate)
+
+
+def swept_settings(settings: TrainConfig) -> dict:
+    """The settings the LR finder's sweep depends on."""
+    return {name: value for name, value in settings.model_dump().items() if name not in NOT_SWEPT}
+
+
+def changed_since(made_under, settings: TrainConfig, dataset) -> list[str]:
+    """Names of the settings (or "the dataset") that differ from those an LR finder result was made under."""
+    if made_under is None:
+        return []
+    before, fingerprint = made_under
+    now = swept_settings(settings)
+    changed = [name.replace("_", " ") for name in now if now[name] != before.get(name)]
+    return changed + (["the dataset"] if fingerprint != dataset.fingerprint else [])
+
+
+def budget_label(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
 
 st.title("Train")
@@ -47,29 +91,62 @@ if dataset is None:
 
 settings = config()
 from_run = st.session_state[app_state.FROM_RUN]
-st.caption(f"{settings.backbone} on **{dataset.source}** ({len(dataset.classes)} classes). "
-           "Phase 1 trains the new head on the frozen base; phase 2 (optional) fine-tunes the top of the base "
-           "at a lower learning rate." + (f"  \nContinuing from run `{from_run}`." if from_run else ""))
+job = current_job()
+busy = job is not None and not job.finished
+st.caption(f"{settings.backbone} on **{dataset_name(dataset)}** ({len(dataset.classes)} classes)."
+           + (f"  \nContinuing from run `{from_run}`." if from_run else ""))
 
+with st.container(border=True):
+    st.subheader("Find the best model")
+    st.write("Tries the backbones that work offline and many head settings on cached features, then fine-tunes "
+             "when that pays, all within the time you give it. The test images are never used for a choice.")
+    budget_column, go_column = st.columns([2, 1], vertical_alignment="bottom")
+    budget = budget_column.select_slider(
+        "Time budget", BUDGETS, st.session_state[app_state.AUTO_BUDGET_S] if
+        st.session_state[app_state.AUTO_BUDGET_S] in BUDGETS else 600, format_func=budget_label,
+        help="Everything included: computing features, the search and the final run.", key="train_auto_budget")
+    if budget != st.session_state[app_state.AUTO_BUDGET_S]:
+        st.session_state[app_state.AUTO_BUDGET_S] = budget
+        remember_session()
+    if go_column.button("Find the best model", type="primary", disabled=busy, key="train_auto",
+                        icon=":material/auto_awesome:", width="stretch"):
+        try:
+            job = job_manager().submit(settings, dataset, owner=st.session_state[app_state.SESSION_ID],
+                                       auto_budget_s=float(budget))
+            remember_job(job.job_id)
+            st.rerun()
+        except TLToolsError as error:
+            show_error(error)
+
+st.subheader("Or set it yourself")
+st.caption("Phase 1 trains the new head on the frozen base until the validation loss stops improving; phase 2 "
+           "(optional) fine-tunes the top of the base at a lower learning rate.")
 left, right = st.columns(2)
 with left:
-    st.session_state.setdefault("train_lr", nearest_rate(settings.learning_rate))  # the LR finder moves it too
+    st.session_state.setdefault("train_lr", two_digits(settings.learning_rate))  # the LR finder sets it too
+    finder = st.session_state[app_state.LR_FINDER]
     # Ranges and help come from TrainConfig's fields.
-    learning_rate = st.select_slider("Learning rate (log scale)", RATES, format_func=lambda rate: f"{rate:.0e}",
+    learning_rate = st.select_slider("Learning rate (log scale)",
+                                     rate_options(settings.learning_rate, st.session_state["train_lr"],
+                                                  finder.suggested if finder else None),
+                                     format_func=lambda rate: f"{rate:.1e}",
                                      help=TrainConfig.help("learning_rate"), key="train_lr")
-    epochs = st.number_input("Epochs (head on frozen base)", *TrainConfig.bounds("epochs"), settings.epochs,
+    epochs = st.number_input(f"Epochs, at most (head on frozen base; early stopping ends sooner)",
+                             *TrainConfig.bounds("epochs"), settings.epochs,
                              help=TrainConfig.help("epochs"), key="train_epochs")
     batch_size = st.select_slider("Batch size", BATCH_SIZES, settings.batch_size, help=TrainConfig.help("batch_size"),
                                   key="train_batch")
     optimizer = st.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(settings.optimizer),
                              help=TrainConfig.help("optimizer"), key="train_optimizer")
 with right:
-    fine_tune_epochs = st.number_input("Fine-tuning epochs (0 = skip)", *TrainConfig.bounds("fine_tune_epochs"),
+    fine_tune_epochs = st.number_input("Fine-tuning epochs, at most (0 = skip)",
+                                       *TrainConfig.bounds("fine_tune_epochs"),
                                        settings.fine_tune_epochs, help=TrainConfig.help("fine_tune_epochs"),
                                        key="train_ft_epochs")
-    fine_tune_lr = st.select_slider("Fine-tuning learning rate", RATES,
-                                    nearest_rate(settings.fine_tune_learning_rate or learning_rate / 10),
-                                    format_func=lambda rate: f"{rate:.0e}", key="train_ft_lr",
+    fine_tune_lr = st.select_slider("Fine-tuning learning rate",
+                                    rate_options(settings.fine_tune_learning_rate or learning_rate / 10),
+                                    two_digits(settings.fine_tune_learning_rate or learning_rate / 10),
+                                    format_func=lambda rate: f"{rate:.1e}", key="train_ft_lr",
                                     help=TrainConfig.help("fine_tune_learning_rate"), disabled=not fine_tune_epochs)
     st.caption(f"Fine-tuning unfreezes: **{settings.unfreeze}** (set on the Model page).")
     class_weights = st.radio("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(settings.class_weights),
@@ -90,22 +167,37 @@ try:
 except TLToolsError as error:
     show_error(error)
 
+STEPS = 60
 with st.expander("Learning-rate finder", expanded=st.session_state[app_state.LR_FINDER] is not None):
-    st.write("Trains briefly while the learning rate grows from 1e-7 to 1, then restores the weights.")
+    where = ("on augmented images, as phase 1 will train" if settings.augment.enabled else
+             "on the cached features of the frozen base, exactly as phase 1 trains the head")
+    st.write(f"Trains the new head for {STEPS} batches {where}, while the learning rate grows from 1e-7 to 1, "
+             "then restores the weights.")
     if st.button("Find a learning rate", key="train_lr_find", icon=":material/search:"):
         with st.spinner("Sweeping the learning rate…"):
             try:
-                st.session_state[app_state.LR_FINDER] = suggest_learning_rate(settings, dataset, steps=60)
+                st.session_state[app_state.LR_FINDER] = suggest_learning_rate(settings, dataset, steps=STEPS)
+                st.session_state[app_state.LR_FINDER_MADE_UNDER] = (swept_settings(settings), dataset.fingerprint)
+                remember_session()
             except TLToolsError as error:
                 show_error(error)
     finder = st.session_state[app_state.LR_FINDER]
     if finder is not None:
+        stale = changed_since(st.session_state[app_state.LR_FINDER_MADE_UNDER], settings, dataset)
+        if stale:
+            st.warning("This result was made under other settings (changed since: " + ", ".join(stale)
+                       + "); run the finder again.", icon=":material/history:")
+        train_images = len(dataset.split("train"))
+        passes = STEPS * settings.batch_size / max(train_images, 1)
         st.plotly_chart(lr_finder_figure(finder), key="train_lr_chart")
-        st.button(f"Use suggested ({finder.suggested:.1e})", key="train_use_suggested",
-                  on_click=use_suggested, args=(finder.suggested,))
+        st.caption(f"Each point is one batch's loss; the line smooths them over neighbouring steps on both sides, "
+                   f"so it does not lag. The sweep saw the {train_images} training images about {passes:.1f} "
+                   "times, so at high rates part of the fall is the head having learned during the sweep, not the "
+                   "rate: the suggestion sits where the smoothed loss falls fastest and longest, before that.")
+        suggested = two_digits(finder.suggested)
+        st.button(f"Use suggested ({suggested:.1e})", key="train_use_suggested", on_click=use_suggested,
+                  args=(suggested,), disabled=st.session_state["train_lr"] == suggested)
 
-job = current_job()
-busy = job is not None and not job.finished
 start, stop = st.columns(2)
 if start.button("Start training", type="primary", disabled=busy, key="train_start", icon=":material/play_arrow:"):
     try:
@@ -116,8 +208,43 @@ if start.button("Start training", type="primary", disabled=busy, key="train_star
         st.rerun()
     except TLToolsError as error:
         show_error(error)
-if stop.button("Stop", disabled=not busy, key="train_stop", icon=":material/stop:"):
+can_stop = busy and job.auto_budget_s is None
+if stop.button("Stop", disabled=not can_stop, key="train_stop", icon=":material/stop:",
+               help="Auto mode ends within its time budget." if busy and not can_stop else None):
     job_manager().stop(job.job_id)
+
+
+def leaderboard(trials: list[dict]) -> pd.DataFrame:
+    """The trials best first, in readable columns."""
+    frame = pd.DataFrame(trials)
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(["val_accuracy", "trial"], ascending=[False, True], na_position="last")
+    shown = pd.DataFrame({
+        "": ["★ chosen" if chosen in (True, "True", 1) else "" for chosen in frame["chosen"]],
+        "trial": frame["trial"],
+        "validation accuracy": frame["val_accuracy"],
+        "backbone": frame["backbone"],
+        "learning rate": [f"{rate:.1e}" for rate in frame["learning_rate"]],
+        "optimizer": frame["optimizer"],
+        "hidden units": frame["dense_units"],
+        "dropout": frame["dropout"].round(2),
+        "label smoothing": frame["label_smoothing"].round(2),
+        "class weights": frame["class_weights"],
+        "epochs": frame["epochs"],
+        "seconds": frame["seconds"].round(1),
+        "state": frame["state"],
+    })
+    return shown
+
+
+def show_trials(trials: list[dict], key: str) -> None:
+    """The live (or final) leaderboard and the chart of score against trial."""
+    if not trials:
+        return
+    st.plotly_chart(trials_figure(trials), key=f"{key}_chart")
+    st.dataframe(leaderboard(trials), hide_index=True, width="stretch", height=280, key=f"{key}_table",
+                 column_config={"validation accuracy": st.column_config.NumberColumn(format="%.3f")})
 
 
 @st.fragment(run_every=REFRESH_SECONDS if busy else None)
@@ -127,25 +254,39 @@ def live_progress() -> None:
     if job is None:
         return
     state = job.log.snapshot()
+    auto = job.auto_budget_s is not None
     if job.status == "queued":
         st.info(f"Waiting for another training run to finish: place {job_manager().queue_position(job.job_id)} "
                 "in the queue.", icon=":material/hourglass_top:")
+    elif job.status == "running" and auto:
+        used = min(state["elapsed"] / job.auto_budget_s, 1.0)
+        st.progress(used, text=f"Finding the best model: {state['elapsed']:.0f} s of {job.auto_budget_s:.0f} s, "
+                               f"{len(state['trials'])} trials so far")
     elif job.status == "running":
-        total = max(state["total_epochs"], 1)
-        done = len(state["epochs"]) + (state["step"] / state["steps_per_epoch"] if state["steps_per_epoch"] else 0)
-        eta = f", about {state['eta']:.0f} s left" if state["eta"] is not None else ""
-        rate = f", learning rate {state['learning_rate']:.1e}" if state["learning_rate"] else ""
-        st.progress(min(done / total, 1.0), text=f"{state['phase_name'].capitalize()}: epoch {state['epoch']}/"
-                                                 f"{state['total_epochs']}{rate}{eta}")
+        done, text = progress_text(state, 2 if job.config.fine_tune_epochs else 1)
+        st.progress(done, text=text)
     elif job.status == "failed":
         st.error(f"Training failed: {job.error}", icon=":material/error:")
     elif job.metrics is None:  # stopped while it waited in the queue
         st.info(f"Training {job.error}.", icon=":material/cancel:")
     else:
         accuracy = (job.metrics or {}).get("val", {}).get("accuracy")
-        st.success(f"Training {job.status}" + (f": validation accuracy {accuracy:.1%}" if accuracy is not None else "")
-                   + f". Run folder: `{job.run_dir.name}`", icon=":material/check_circle:")
-        st.page_link("pages/evaluate.py", label="Evaluate this model", icon=":material/fact_check:")
+        scored = f"validation accuracy {accuracy:.1%}" if accuracy is not None else "no validation accuracy"
+        if job.status == "stopped":
+            st.warning(f"Training stopped by you after {job.metrics.get('epochs_run', 0)} epochs: the best model so "
+                       f"far is kept ({scored}). Run `{job.run_dir.name}`.", icon=":material/stop_circle:")
+        elif auto:
+            st.success(f"Auto mode finished: {scored}. Run `{job.run_dir.name}`.", icon=":material/check_circle:")
+            if job.auto and job.auto.get("why"):
+                st.write(f"**Why this model:** {job.auto['why']}.")
+            if job.auto and job.auto.get("fine_tuning"):
+                st.write(f"**Fine-tuning:** {job.auto['fine_tuning']}.")
+        else:
+            st.success(f"Training completed: {scored}. Run `{job.run_dir.name}`.", icon=":material/check_circle:")
+        show_hints(job.run_dir)
+    if auto:
+        trials = state["trials"] if not job.finished else read_trials(job.run_dir).to_dict("records") or state["trials"]
+        show_trials(trials, "train_trials")
     for message in state["messages"]:
         st.caption(message)
     if state["epochs"]:
@@ -154,8 +295,23 @@ def live_progress() -> None:
         accuracy.plotly_chart(epoch_curves_figure(state["epochs"], "accuracy"), key="train_accuracy_chart")
     if state["batches"]:
         st.plotly_chart(batch_loss_figure(state["batches"]), key="train_batch_chart")
+    if job.finished and job.metrics is not None:
+        st.page_link("pages/evaluate.py", label="Next: evaluate this model", icon=":material/arrow_forward:")
     if busy and job.finished:
         st.rerun(scope="app")
+
+
+def show_hints(run_dir) -> None:
+    """What the run's curves and metrics suggest trying next, each naming the setting to change."""
+    try:
+        from tltools.training import advice
+        from tltools.runs import read_run
+
+        hints = advice.hints(read_run(run_dir))
+    except (ImportError, AttributeError, TLToolsError):  # advice lands with issue 12's library part
+        return
+    for hint in hints:
+        st.info(getattr(hint, "text", hint), icon=":material/lightbulb:")
 
 
 live_progress()

@@ -27,6 +27,8 @@ FAILED_UPLOAD = "dataset_failed_upload"
 # (backbone, weights, head, unfreeze), Train page (learning rates, epochs, ...). It is the one
 # holder of the split settings: DATASET is always split as it says (Dataset.with_splits).
 CONFIG = "train_config"
+# The Train page's time budget for auto mode ("Find the best model"), in seconds.
+AUTO_BUDGET_S = "auto_budget_s"
 # The id of this session's latest training job (also in the URL as ?job=...).
 JOB_ID = "job_id"
 # A run to continue training from (set by "continue training" on the Runs page), or None.
@@ -47,6 +49,7 @@ DEFAULTS = {
     DATASET_ORIGIN: lambda: None,
     FAILED_UPLOAD: lambda: None,
     CONFIG: TrainConfig,
+    AUTO_BUDGET_S: lambda: 600,
     JOB_ID: lambda: None,
     FROM_RUN: lambda: None,
     LR_FINDER: lambda: None,
@@ -61,7 +64,8 @@ JOB_QUERY_PARAM = "job"
 # gets the session's dataset and settings back from the server's SessionStore.
 SESSION_QUERY_PARAM = "session"
 # What a reloaded session gets back: the dataset, every setting, the LR finder result and the job.
-PERSISTED = (DATASET, DATASET_ORIGIN, CONFIG, LR_FINDER, LR_FINDER_MADE_UNDER, JOB_ID, FROM_RUN, SELECTED_RUN)
+PERSISTED = (DATASET, DATASET_ORIGIN, CONFIG, AUTO_BUDGET_S, LR_FINDER, LR_FINDER_MADE_UNDER, JOB_ID,
+             FROM_RUN, SELECTED_RUN)
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 
 

@@ -51,6 +51,10 @@ class Job:
         log: Live progress (read with ``log.snapshot()``).
         stop_request: Cooperative stop shared with the training thread.
         submitted_at: When it was submitted.
+        auto_budget_s: For an auto-mode job (:func:`tltools.auto.run_auto`), its time budget in
+            seconds; None for a plain training job. An auto job's ``run_dir`` becomes the chosen
+            run's folder when it ends; its trials appear in ``log.snapshot()["trials"]`` as they finish.
+        auto: An auto job's summary (``auto.json``: the chosen trial, the one-line why, ...) once it ends.
     """
 
     job_id: str
@@ -65,6 +69,8 @@ class Job:
     log: TrainingLog = dataclasses.field(default_factory=TrainingLog)
     stop_request: StopRequest = dataclasses.field(default_factory=StopRequest)
     submitted_at: datetime.datetime = dataclasses.field(default_factory=datetime.datetime.now)
+    auto_budget_s: float | None = None
+    auto: dict | None = None
 
     @property
     def finished(self) -> bool:
@@ -107,17 +113,19 @@ class JobManager:
             worker.start()
 
     def submit(self, config: TrainConfig, dataset: Dataset, *, owner: str | None = None,
-               from_run: Path | str | None = None) -> Job:
+               from_run: Path | str | None = None, auto_budget_s: float | None = None) -> Job:
         """Queue a training job and return it at once.
 
         The job keeps its own copy of ``config``: changing the caller's object
         afterwards (the next run's settings) does not change a waiting job.
 
         Args:
-            config: The run's settings.
+            config: The run's settings (for auto mode, the plain settings it starts from).
             dataset: The data to train on.
             owner: Who submits it (the app's session id), or None.
             from_run: A run folder whose model the job continues, or None.
+            auto_budget_s: Seconds for an auto-mode search (:func:`run_auto_job`) instead of one
+                training run; None trains ``config`` as it is.
 
         Returns:
             The queued job, with its id and run folder already set.
@@ -131,7 +139,8 @@ class JobManager:
         with self._lock:
             job_id = self._new_job_id()
             run_dir = Path(self.runs_root or paths.runs_dir()) / f"{stamp}-{config.backbone}-{job_id}"
-            job = Job(job_id, owner, config, dataset, run_dir, Path(from_run) if from_run else None)
+            job = Job(job_id, owner, config, dataset, run_dir, Path(from_run) if from_run else None,
+                      auto_budget_s=auto_budget_s)
             self._jobs[job_id] = job
             self._waiting.append(job_id)
             self._queue.put(job_id)  # in the lock: the workers take jobs in the order of their places
@@ -210,8 +219,11 @@ class JobManager:
                 self._waiting.remove(job.job_id)
                 job.status = RUNNING
             try:
-                result = self._trainer(job.config, job.dataset, log=job.log, stop=job.stop_request,
-                               from_run=job.from_run, run_dir=job.run_dir)
+                if job.auto_budget_s is not None:
+                    result = run_auto_job(job, runs_root=Path(self.runs_root or paths.runs_dir()))
+                else:
+                    result = self._trainer(job.config, job.dataset, log=job.log, stop=job.stop_request,
+                                           from_run=job.from_run, run_dir=job.run_dir)
             except Exception as error:  # the run folder records it too; the page shows it
                 job.error = str(error) or type(error).__name__
                 job.status = FAILED
@@ -220,3 +232,31 @@ class JobManager:
                 job.status = STOPPED if job.stop_request.requested else COMPLETED
             finally:
                 job.dataset = None
+
+
+def run_auto_job(job: Job, *, runs_root: Path):
+    """Run an auto-mode job: :func:`tltools.auto.run_auto` within ``job.auto_budget_s``, trials into the job's log.
+
+    Each finished trial is appended to ``job.log`` (its ``trials.csv`` row), each step becomes a
+    log message, and the progress fields say how much of the budget is used. When it ends,
+    ``job.run_dir`` is the chosen run's folder and ``job.auto`` its ``auto.json`` summary.
+
+    Returns:
+        The final run's :class:`tltools.training.TrainResult`.
+
+    Raises:
+        TLToolsError: What :func:`tltools.auto.run_auto` raises (unusable data, a budget too small).
+    """
+    from tltools.auto import run_auto
+
+    budget = float(job.auto_budget_s)
+    job.log.update(phase=1, phase_name=f"auto mode: finding the best model within {budget:.0f} s",
+                   auto_budget_s=budget)
+    job.log.add_message(f"Auto mode: searching backbones and head settings within {budget:.0f} s.")
+    outcome = run_auto(job.dataset, time_budget_s=budget, base_config=job.config, runs_root=runs_root,
+                       on_trial=lambda record: job.log.add_trial(record.row()), log=job.log.add_message)
+    job.run_dir = outcome.run.path
+    job.auto = dict(outcome.summary)
+    job.log.update(phase_name="completed")
+    job.log.add_message(f"Auto mode chose trial {outcome.chosen.number}: {outcome.why}")
+    return outcome.result

@@ -140,10 +140,19 @@ def test_lr_finder_plots_and_use_suggested_moves_the_slider(colours):
     app.button(key="train_lr_find").click().run()
     finder = app.session_state[app_state.LR_FINDER]
     assert finder is not None
-    app.button(key="train_use_suggested").click().run()
-    chosen = app.select_slider(key="train_lr").value
-    assert abs(math.log10(chosen) - math.log10(finder.suggested)) <= 0.126  # nearest quarter-decade step
-    assert app.session_state[app_state.CONFIG].learning_rate == chosen
+    shown = float(f"{finder.suggested:.2g}")
+    button = app.button(key="train_use_suggested")
+    assert button.label == f"Use suggested ({shown:.1e})"
+    button.click().run()
+    assert app.select_slider(key="train_lr").value == shown  # exactly what the button says, not a grid step
+    assert app.session_state[app_state.CONFIG].learning_rate == shown
+    assert any("cached features" in text.value for text in app.markdown)
+    assert not any("other settings" in warning.value for warning in app.warning)
+    # Turning augmentation on (Dataset page) makes the result stale: the sweep saw other inputs.
+    app.session_state[app_state.CONFIG] = app.session_state[app_state.CONFIG].replace(
+        augment={"flip": "horizontal"})
+    app.run()
+    assert any("made under other settings (changed since: augment)" in warning.value for warning in app.warning)
 
 
 def test_page_reruns_leave_the_keras_session_alone(colours, monkeypatch):

@@ -1,10 +1,13 @@
 """Learning-rate finder (fastai's ``lr_find``): sweep the LR up exponentially and watch the loss.
 
 The model trains for up to ``steps`` batches while the learning rate grows
-from ``min_lr`` to ``max_lr``; the sweep stops early once the smoothed loss
-diverges. Two suggestions are read off the smoothed curve: the *steepest*
-descent, and fastai's *valley* (about halfway down the longest falling
-stretch, usually a little safer). The model's weights are restored afterwards.
+from ``min_lr`` to ``max_lr``; the sweep stops early once the loss diverges
+(a running average, as fastai watches it). The curve shown and the two
+suggestions use a *centred* smoothing of the recorded losses (a Gaussian
+window over neighbouring steps on both sides), which follows the points
+without the lag of fastai's running average: the *steepest* descent, and
+fastai's *valley* (about halfway down the longest falling stretch, usually a
+little safer). The model's weights are restored afterwards.
 """
 
 import dataclasses
@@ -16,7 +19,9 @@ import pandas as pd
 from tltools.errors import TLToolsError
 from tltools.training.optimizers import make_optimizer
 
-SMOOTHING = 0.98  # exponential moving average factor, as fastai uses
+SMOOTHING = 0.98  # running-average factor of the divergence check, as fastai uses
+# Standard deviation of the centred smoothing, as a share of the steps recorded (at least one step).
+SMOOTHING_WIDTH = 0.04
 DIVERGE_FACTOR = 4.0  # stop when the smoothed loss exceeds this many times its minimum
 
 
@@ -25,7 +30,7 @@ class LRFinderResult:
     """The sweep's curve and suggestions.
 
     Attributes:
-        curve: One row per step: ``learning_rate``, ``loss``, ``smoothed_loss``.
+        curve: One row per step: ``learning_rate``, ``loss``, ``smoothed_loss`` (centred, no lag).
         steepest: Learning rate where the smoothed loss falls fastest.
         valley: fastai's valley suggestion.
     """
@@ -89,7 +94,7 @@ def find_learning_rate(
                 break
             average = SMOOTHING * average + (1 - SMOOTHING) * value
             smoothed = average / (1 - SMOOTHING ** (step + 1))
-            rows.append((learning_rate, value, smoothed))
+            rows.append((learning_rate, value))
             best = min(best, smoothed)
             if step > 5 and smoothed > DIVERGE_FACTOR * best:
                 break
@@ -97,10 +102,30 @@ def find_learning_rate(
         model.set_weights(saved)
     if len(rows) < 3:
         raise TLToolsError("the loss diverged at once; lower min_lr or check the data")
-    curve = pd.DataFrame(rows, columns=["learning_rate", "loss", "smoothed_loss"])
+    curve = pd.DataFrame(rows, columns=["learning_rate", "loss"])
+    curve["smoothed_loss"] = centred_smoothing(curve["loss"].to_numpy())
     # Like fastai, read the suggestions off the curve without its noisy first tenth and last 5 steps.
     core = curve.iloc[len(curve) // 10 : len(curve) - 5] if len(curve) >= 20 else curve
     return LRFinderResult(curve, steepest=_steepest(core), valley=_valley(core))
+
+
+def centred_smoothing(values: np.ndarray, width: float = SMOOTHING_WIDTH) -> np.ndarray:
+    """Smooth ``values`` with a Gaussian window centred on each point, so the curve does not lag behind them.
+
+    Args:
+        values: The losses in sweep order.
+        width: The window's standard deviation as a share of ``len(values)`` (at least one point).
+
+    Returns:
+        An array as long as ``values``; near the ends the window is cut off and renormalised.
+    """
+    values = np.asarray(values, dtype="float64")
+    sigma = max(1.0, width * len(values))
+    half = min(int(3 * sigma), len(values) - 1)  # never longer than the values ("same" keeps their length)
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    weights = np.convolve(np.ones_like(values), kernel, mode="same")
+    return np.convolve(values, kernel, mode="same") / weights
 
 
 def _steepest(curve: pd.DataFrame) -> float:
