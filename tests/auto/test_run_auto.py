@@ -90,6 +90,7 @@ def test_the_test_split_is_never_read_for_a_choice(colours_dir, tmp_path, monkey
 
     monkeypatch.setattr(candidates, "load_features", guarded)
     auto = run_auto(dataset, time_budget_s=60, base_config=config, backbones=["efficientnet_lite0"], max_trials=3,
+                    fine_tune=False,
                     runs_root=tmp_path)
 
     assert guards and all(guard.reads for guard in guards)
