@@ -28,3 +28,45 @@ def test_the_cli_epoch_line_names_the_objective_only_when_it_differs():
     assert "objective" not in _format_logs(_epochs(smoothing=False)[0])
     line = _format_logs(_epochs(smoothing=True)[0])
     assert "loss 1.0000" in line and "val_loss 1.2000" in line and "objective 1.2000" in line
+
+
+def test_the_batch_chart_plots_each_batchs_own_loss_and_says_so():
+    from tltools.charts.training import batch_loss_figure
+
+    own = batch_loss_figure([{"step": 1, "loss": 1.0, "batch_loss": 1.0}, {"step": 2, "loss": 0.75, "batch_loss": 0.5}])
+    assert list(own.data[0].y) == [1.0, 0.5] and "each batch" in own.layout.title.text
+    older = batch_loss_figure([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.75}])
+    assert list(older.data[0].y) == [1.0, 0.75] and "running mean" in older.layout.title.text
+
+
+def test_the_lr_finder_chart_labels_both_suggestions_on_opposite_sides_of_the_curve():
+    import pandas as pd
+
+    from tltools.charts.training import lr_finder_figure
+    from tltools.training.lr_finder import LRFinderResult
+
+    rates = [10.0 ** (-7 + 7 * i / 39) for i in range(40)]
+    losses = [2.0 - 1.5 * i / 39 for i in range(40)]
+    result = LRFinderResult(pd.DataFrame({"learning_rate": rates, "loss": losses, "smoothed_loss": losses}),
+                            steepest=rates[20], valley=rates[21])  # close together: the labels must not collide
+    figure = lr_finder_figure(result)
+    labels = [trace for trace in figure.data if trace.mode == "markers+text"]
+    assert [trace.text[0] for trace in labels] == [f"suggested (valley): {rates[21]:.1e}",
+                                                   f"steepest descent: {rates[20]:.1e}"]
+    assert {trace.textposition for trace in labels} == {"top center", "bottom center"}
+
+
+def test_the_trials_chart_fits_its_axis_to_the_scores_and_marks_the_chosen_trial():
+    from tltools.charts.training import trials_figure
+
+    trials = [{"trial": 0, "val_accuracy": 0.90, "state": "complete", "backbone": "b", "chosen": False},
+              {"trial": 1, "val_accuracy": None, "state": "pruned", "backbone": "b", "chosen": False},
+              {"trial": 2, "val_accuracy": 0.95, "state": "complete", "backbone": "b", "chosen": True},
+              {"trial": 3, "val_accuracy": 0.93, "state": "pruned", "backbone": "b", "chosen": False}]
+    figure = trials_figure(trials)
+    best = next(trace for trace in figure.data if trace.name == "best so far")
+    assert list(best.y) == [0.90, 0.95, 0.95]
+    chosen = next(trace for trace in figure.data if trace.name == "chosen")
+    assert list(chosen.x) == [2] and "chosen: trial 2" in chosen.text[0]
+    low, high = figure.layout.yaxis.range
+    assert 0.8 < low < 0.9 and 0.95 < high <= 1.01  # fitted to the scores, not 0..1

@@ -70,3 +70,16 @@ def test_valley_follows_fastais_formula():
 def test_unusable_sweeps_are_refused(kwargs, colours):
     with pytest.raises(TLToolsError):
         find_learning_rate(None, None, loss=None, **kwargs)
+
+
+def test_the_smoothed_curve_does_not_lag_behind_the_points():
+    from tltools.training.lr_finder import centred_smoothing
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(60)
+    losses = np.abs(steps - 40) / 10 + 0.5 + rng.normal(0, 0.05, 60)  # falls to a minimum at step 40, then rises
+    smoothed = centred_smoothing(losses)
+    assert len(smoothed) == 60 and abs(int(np.argmin(smoothed)) - 40) <= 2
+    away = np.abs(steps - 40) > 8  # away from the corner, where any smoothing rounds it off
+    assert np.abs(smoothed - (np.abs(steps - 40) / 10 + 0.5))[away].max() < 0.06  # follows the points, no lag
+    assert len(centred_smoothing(np.array([1.0, 2.0, 3.0]))) == 3

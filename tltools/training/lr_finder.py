@@ -3,8 +3,8 @@
 The model trains for up to ``steps`` batches while the learning rate grows
 from ``min_lr`` to ``max_lr``; the sweep stops early once the loss diverges
 (a running average, as fastai watches it). The curve shown and the two
-suggestions use a *centred* smoothing of the recorded losses (a Gaussian
-window over neighbouring steps on both sides), which follows the points
+suggestions use a *centred* smoothing of the recorded losses (a local
+quadratic fit over neighbouring steps on both sides), which follows the points
 without the lag of fastai's running average: the *steepest* descent, and
 fastai's *valley* (about halfway down the longest falling stretch, usually a
 little safer). The model's weights are restored afterwards.
@@ -20,8 +20,8 @@ from tltools.errors import TLToolsError
 from tltools.training.optimizers import make_optimizer
 
 SMOOTHING = 0.98  # running-average factor of the divergence check, as fastai uses
-# Standard deviation of the centred smoothing, as a share of the steps recorded (at least one step).
-SMOOTHING_WIDTH = 0.04
+# Half-width of the centred smoothing window, as a share of the steps recorded.
+SMOOTHING_WIDTH = 0.08
 DIVERGE_FACTOR = 4.0  # stop when the smoothed loss exceeds this many times its minimum
 
 
@@ -110,22 +110,27 @@ def find_learning_rate(
 
 
 def centred_smoothing(values: np.ndarray, width: float = SMOOTHING_WIDTH) -> np.ndarray:
-    """Smooth ``values`` with a Gaussian window centred on each point, so the curve does not lag behind them.
+    """Smooth ``values`` with a Savitzky-Golay filter: a local quadratic fitted around each point, both sides.
+
+    Centred, so the curve does not lag behind the points, and a local fit, so slopes and the
+    ends of the sweep are followed rather than flattened.
 
     Args:
         values: The losses in sweep order.
-        width: The window's standard deviation as a share of ``len(values)`` (at least one point).
+        width: Half the window as a share of ``len(values)`` (the window has at least 5 points).
 
     Returns:
-        An array as long as ``values``; near the ends the window is cut off and renormalised.
+        An array as long as ``values`` (``values`` itself when there are too few to smooth).
     """
+    from scipy.signal import savgol_filter
+
     values = np.asarray(values, dtype="float64")
-    sigma = max(1.0, width * len(values))
-    half = min(int(3 * sigma), len(values) - 1)  # never longer than the values ("same" keeps their length)
-    offsets = np.arange(-half, half + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    weights = np.convolve(np.ones_like(values), kernel, mode="same")
-    return np.convolve(values, kernel, mode="same") / weights
+    window = max(5, 2 * int(width * len(values)) + 1)
+    if len(values) < window:
+        window = len(values) - (1 - len(values) % 2)  # the largest odd window that fits
+    if window < 5:
+        return values.copy()
+    return savgol_filter(values, window, polyorder=2, mode="interp")
 
 
 def _steepest(curve: pd.DataFrame) -> float:
