@@ -1,0 +1,154 @@
+"""Distillation: the Hinton loss, a student run from a teacher run, bad input as one line, nothing written elsewhere."""
+
+import os
+import urllib.error
+
+import keras
+import numpy as np
+import pytest
+from keras.src.backend import config as keras_config
+from keras.src.utils import file_utils
+
+from tests.factories import COLOURS, colour_images, fast_config, write_tree
+from tltools.data import load_dataset
+from tltools.distill import DISTILL_FILE, DistillationLoss, distill, targets, teacher_logits_model
+from tltools.errors import TLToolsError
+from tltools.paths import home_dir
+from tltools.runs import COMPLETED, RunWriter, read_run
+from tltools.training import TrainConfig, train
+
+
+def _loss(y_true, probs, temperature=4.0, alpha=0.5):
+    return np.asarray(DistillationLoss(3, temperature, alpha).call(keras.ops.convert_to_tensor(y_true),
+                                                                   keras.ops.convert_to_tensor(probs)))
+
+
+def test_alpha_one_is_plain_cross_entropy():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    y = targets(np.array([0, 2]), np.random.default_rng(0).normal(size=(2, 3)), 3)
+    expected = -np.log([0.7, 0.6])
+    assert np.allclose(_loss(y, probs, alpha=1.0), expected, atol=1e-6)
+
+
+def test_soft_term_vanishes_when_student_matches_teacher_and_grows_otherwise():
+    logits = np.array([[2.0, 0.5, -1.0]], np.float32)
+    same = np.exp(logits) / np.exp(logits).sum()
+    y = targets(np.array([0]), logits, 3)
+    assert _loss(y, same, alpha=0.0)[0] == pytest.approx(0.0, abs=1e-5)
+    assert _loss(y, np.array([[0.1, 0.1, 0.8]], np.float32), alpha=0.0)[0] > 0.1
+
+
+def test_unlabelled_rows_contribute_only_the_soft_term():
+    logits = np.array([[2.0, 0.5, -1.0]], np.float32)
+    probs = np.array([[0.2, 0.3, 0.5]], np.float32)
+    unlabelled = targets(np.array([1]), logits, 3, labelled=np.array([0.0]))
+    assert unlabelled[0, :3].sum() == 0
+    assert _loss(unlabelled, probs, alpha=1.0)[0] == pytest.approx(0.0, abs=1e-7)
+    assert _loss(unlabelled, probs, alpha=0.5)[0] == pytest.approx(0.5 * _loss(unlabelled, probs, alpha=0.0)[0],
+                                                                   rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    data = write_tree(tmp_path_factory.mktemp("colours"), colour_images(COLOURS, 10, seed=0))
+    return train(fast_config(val_fraction=0.2, test_fraction=0.2, epochs=3), load_dataset(data)).run
+
+
+def _files_below(folder):
+    return {path for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.slow
+def test_distilled_student_is_an_ordinary_run_naming_its_teacher(teacher, tmp_path):
+    home_before = _files_below(home_dir())
+    lines = []
+    result = distill(teacher.path, image_size=64, epochs=2, temperature=3.0, alpha=0.3, compare=False,
+                     run_dir=tmp_path / "student", on_message=lines.append)
+    run = read_run(tmp_path / "student")
+    assert run.status == COMPLETED and run.model_path.is_file()
+    assert TrainConfig.from_dict(run.config).backbone == "efficientnet_lite0"  # config.json stays a TrainConfig
+    report = (run.path / DISTILL_FILE).read_text()
+    assert teacher.run_id in report and '"temperature": 3.0' in report
+    assert result.metrics["distillation"]["teacher"] == teacher.run_id
+    assert result.metrics["test"]["num_images"] == teacher.metrics["test"]["num_images"]
+    assert (run.path / "splits.csv").read_text() == (teacher.path / "splits.csv").read_text()  # the teacher's split
+    assert "teacher logits: computed once for 30 images" in lines
+    # Nothing outside the new run folder (and the feature cache) was written: not even the teacher's folder.
+    assert _files_below(home_dir()) == home_before
+
+    again = []
+    distill(teacher.path, image_size=64, epochs=1, compare=False, run_dir=tmp_path / "second", on_message=again.append)
+    assert "teacher logits: cached for 30 images" in again
+
+
+@pytest.mark.slow
+def test_comparison_rows_teacher_distilled_and_alone(teacher, tmp_path):
+    result = distill(teacher.path, image_size=64, epochs=2, compare=True, latency_repeats=2,
+                     run_dir=tmp_path / "student")
+    rows = {row["model"]: row for row in result.report["comparison"]}
+    assert set(rows) == {"teacher", "distilled student", "student alone"}
+    for row in rows.values():
+        assert row["parameters"] > 0 and row["int8_bytes"] > 0 and row["keras_bytes"] > row["int8_bytes"]
+        assert row["int8_ms"] > 0 and row["keras_ms"] > 0
+    assert (tmp_path / "student" / "comparison" / "student_alone.keras").is_file()
+    assert (tmp_path / "student" / "comparison" / "teacher_int8.tflite").is_file()
+
+
+def test_teacher_run_that_does_not_exist_is_one_line(tmp_path):
+    with pytest.raises(TLToolsError, match=r"^no training run at .*nowhere; `python -m tltools runs` lists") as error:
+        distill(tmp_path / "nowhere")
+    assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def bare_teacher(tmp_path):
+    """A completed run folder with a model file: enough for the checks that come before any model is read."""
+    writer = RunWriter(tmp_path / "teacher")
+    writer.set_status(COMPLETED)
+    writer.model_path.write_bytes(b"not read by these tests")
+    return writer.path
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("temperature", 0.5, "temperature=0.5 is out of range"),
+    ("alpha", 1.5, "alpha=1.5 is out of range"),
+])
+def test_bad_settings_are_one_line(bare_teacher, tmp_path, option, value, message):
+    with pytest.raises(TLToolsError, match=message):
+        distill(bare_teacher, run_dir=tmp_path / "x", **{option: value})
+    assert not (tmp_path / "x").exists()
+
+
+def test_unlabeled_folder_without_images_is_one_line(bare_teacher, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(TLToolsError, match=r"no image files below .*empty; give a folder of unlabelled images"):
+        distill(bare_teacher, unlabeled=tmp_path / "empty", run_dir=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_student_whose_weights_are_unavailable_offline_is_one_line(teacher, tmp_path, monkeypatch):
+    def fail(url, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", fail)
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras-home"))
+    with pytest.raises(TLToolsError, match="could not download the ImageNet weights of mobilenet_v3_small: no internet"
+                       ) as error:
+        distill(teacher.path, student="mobilenet_v3_small", image_size=64, run_dir=tmp_path / "x")
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_teacher_logits_model_is_the_softmax_input(teacher):
+    from tltools.model.io import load_model
+
+    model, _, _ = load_model(teacher.path)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype(np.float32)
+    logits = teacher_logits_model(model).predict(pixels, verbose=0)
+    probs = model.predict(pixels, verbose=0)
+    assert np.allclose(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), probs, atol=1e-5)
+    assert os.environ["TLTOOLS_HOME"]  # the session fixture isolates the folders these tests write
