@@ -2,11 +2,10 @@
 
 import streamlit as st
 
-from tltools import app_state
 from tltools.data import load_dataset
-from tltools.data.sample import PER_CLASS, sample_digits_dataset
+from tltools.data.sample import PER_CLASS, SIZE, sample_digits_dataset
 from tltools.errors import TLToolsError
-from tltools.streamlit_bridge import config, require_app, show_error
+from tltools.streamlit_bridge import config, require_app, set_dataset, show_error
 
 require_app()
 
@@ -32,23 +31,31 @@ st.write(
     "classifier is trained on your images, so a few dozen pictures per class and a laptop CPU are enough."
 )
 
-for column, (page, title, icon, text) in zip(st.columns(len(STEPS)), STEPS):
-    with column.container(border=True):
-        st.page_link(page, label=title, icon=icon)
-        st.caption(text)
+with st.container(horizontal=True):  # the cards wrap onto more rows in a narrow window
+    for page, title, icon, text in STEPS:
+        with st.container(border=True, width=200):
+            st.page_link(page, label=title, icon=icon)
+            st.caption(text)
 
 st.subheader("No data at hand?")
 st.write(
-    f"Try it with handwritten digits: {PER_CLASS} small greyscale images of each digit 0–9 from "
-    "scikit-learn's bundled copy of the UCI digits data set."
+    f"Try it with handwritten digits: {PER_CLASS} images of each digit 0–9 from scikit-learn's bundled copy of "
+    "the UCI digits data set."
+)
+st.caption(
+    f"These are tiny 8×8-pixel scans (shown upscaled to {SIZE} px), far from the photos the backbones learned "
+    "from on ImageNet, so a head on the frozen base alone stays well short of what the data allows. On the Train "
+    "page, **Find the best model** with a couple of minutes' budget searches the head and fine-tunes the top of "
+    "the base when that pays, which suits data like this."
 )
 if st.button("Try it with sample data", type="primary", icon=":material/play_arrow:", key="home_sample"):
     try:
         with st.spinner("Preparing the sample digits…"):
             folder = sample_digits_dataset()
-            st.session_state[app_state.DATASET] = load_dataset(folder, split=config())  # the config's split
-            st.session_state[app_state.DATASET_ORIGIN] = str(folder)
+            set_dataset(load_dataset(folder, split=config()), str(folder))  # the config's split
     except TLToolsError as error:
         show_error(error)
     else:
         st.switch_page("pages/dataset.py")
+
+st.page_link("pages/dataset.py", label="Next: upload your dataset", icon=":material/arrow_forward:")

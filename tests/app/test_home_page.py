@@ -22,7 +22,8 @@ def test_home_is_the_default_page_and_outlines_the_five_steps():
     app = open_home()
     assert app.title[0].value == "Teach a pretrained model your own image classes"
     steps = [link.proto.label for link in app.get("page_link")]
-    assert steps == ["1. Dataset", "2. Model", "3. Train", "4. Evaluate", "5. Predict"]
+    assert steps == ["1. Dataset", "2. Model", "3. Train", "4. Evaluate", "5. Predict", "Next: upload your dataset"]
+    assert any("tiny 8×8-pixel scans" in caption.value for caption in app.caption)
     assert app.session_state[app_state.DATASET] is None
 
 
