@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.factories import fast_config
@@ -165,3 +166,44 @@ def test_page_reruns_leave_the_keras_session_alone(colours, monkeypatch):
     app.run()
     app.run()
     assert calls == []
+
+
+def test_a_stopped_run_is_not_shown_as_completed(colours):
+    from tests.waiting import wait_until
+    from tltools.streamlit_bridge import job_manager
+
+    app = train_page(colours)
+    app.number_input(key="train_epochs").set_value(500).run()
+    app.number_input(key="train_patience").set_value(0).run()
+    app.button(key="train_start").click().run()
+    job = job_manager().get(app.session_state[app_state.JOB_ID])
+    wait_until(lambda: job.log.snapshot()["epochs"], 120, "no epoch finished")
+    app.button(key="train_stop").click().run()
+    job_manager().wait(job.job_id, timeout=120)
+    app.run()
+    assert job.status == "stopped"
+    assert not any("completed" in message.value for message in app.success)
+    assert any(warning.value.startswith("Training stopped by you after") and "best model so far is kept"
+               in warning.value for warning in app.warning)
+
+
+@pytest.mark.slow
+def test_find_the_best_model_runs_auto_mode_with_a_live_leaderboard_and_says_why(colours):
+    from tltools.streamlit_bridge import job_manager
+
+    app = train_page(colours)
+    app.select_slider(key="train_auto_budget").set_value(60).run()
+    assert app.session_state[app_state.AUTO_BUDGET_S] == 60
+    app.button(key="train_auto").click().run()
+    job = job_manager().get(app.session_state[app_state.JOB_ID])
+    assert job.auto_budget_s == 60 and app.button(key="train_stop").disabled  # auto mode ends within its budget
+    job_manager().wait(job.job_id, timeout=120)
+    app.run()
+    assert not app.exception, app.exception
+    assert job.status == "completed", job.error
+    assert any(message.value.startswith("Auto mode finished: validation accuracy") for message in app.success)
+    assert any(text.value.startswith("**Why this model:**") for text in app.markdown)
+    board = next(frame.value for frame in app.dataframe if "validation accuracy" in frame.value.columns)
+    assert len(board) >= 1 and list(board[""]).count("★ chosen") == 1
+    assert board["validation accuracy"].iloc[0] == board["validation accuracy"].max()  # best first
+    assert (job.run_dir / "trials.csv").is_file() and job.run_dir.name in app.success[0].value
