@@ -294,6 +294,7 @@ def test_backbones_and_unknown_files_are_left_alone(home, cache):
     assert not report.removed
 
 
+@pytest.mark.slow
 def test_loading_an_earlier_upload_marks_it_used_and_leases_it_while_the_dataset_lives(home, cache):
     data = zip_bytes(class_images())
     first = load_dataset(data)

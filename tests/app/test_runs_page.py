@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import tltools.cli
 from tests.factories import fast_config
+from tests.waiting import wait_until
 from tltools import app_state, runs
 from tltools.fileio import read_json, write_json
 from tltools.training import TrainConfig, train
@@ -64,6 +64,7 @@ def test_lists_every_run_and_overlays_the_chosen_ones(run):
     assert not app.exception, app.exception
 
 
+@pytest.mark.slow
 def test_a_keras_export_is_built_once_then_offered_for_download(run):
     app = open_runs(run.path)
     prepare, download = f"runs_prepare_{run.run_id}_keras", f"runs_download_{run.run_id}_keras"
@@ -134,15 +135,17 @@ def test_continue_training_loads_the_runs_dataset_when_none_is_loaded(copy_run, 
     assert app.title[0].value == "Train"
 
 
+@pytest.mark.slow
 def test_a_run_training_in_this_server_links_to_its_live_view(colours, copy_run):
     from tltools.streamlit_bridge import job_manager
 
     job = job_manager().submit(fast_config(epochs=500), colours)
     try:
-        deadline = time.monotonic() + 120
-        while not (job.run_dir / "status.json").is_file():
-            assert time.monotonic() < deadline and not job.finished, job.error
-            time.sleep(0.1)
+        def started() -> bool:
+            assert not job.finished, job.error
+            return (job.run_dir / "status.json").is_file()
+
+        wait_until(started, 120, "the job wrote no run status")
         app = open_runs(job.run_dir)
         assert app.multiselect(key="runs_chosen").value == [job.run_dir.name]
         (link,) = [link for link in app.get("page_link") if not link.value.startswith("Next:")]

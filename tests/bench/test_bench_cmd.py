@@ -9,6 +9,8 @@ from tltools.bench.data import generate_dataset
 from tltools.bench.run import run_stage
 from tltools.cli import main
 
+pytestmark = pytest.mark.slow  # builds, trains or exports real models
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):

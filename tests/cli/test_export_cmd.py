@@ -24,6 +24,7 @@ def _export(capsys, *args) -> tuple[int, str, str]:
     return status, captured.out, captured.err
 
 
+@pytest.mark.slow
 def test_a_run_exports_checked_on_its_training_images(run, tmp_path, capsys):
     status, out, err = _export(capsys, run, "--format", "keras", "--out", tmp_path / "pets.keras")
     assert status == 0, err
@@ -34,6 +35,7 @@ def test_a_run_exports_checked_on_its_training_images(run, tmp_path, capsys):
     assert load_model(tmp_path / "pets.keras")[1] == CLASSES
 
 
+@pytest.mark.slow
 def test_a_run_is_exported_into_its_exports_folder_once_with_the_check_beside_it(run, tmp_path, capsys):
     kept = run / "exports" / f"{run.name}_float32.tflite"
     status, out, err = _export(capsys, run, "--format", "tflite")
@@ -49,6 +51,7 @@ def test_a_run_is_exported_into_its_exports_folder_once_with_the_check_beside_it
     assert again.splitlines()[1:] == out.splitlines()[1:]
 
 
+@pytest.mark.slow
 def test_a_model_file_exports_int8_with_an_image_folder(run, tmp_path, capsys):
     out_path = tmp_path / "pets_int8.tflite"
     status, out, err = _export(
@@ -61,6 +64,7 @@ def test_a_model_file_exports_int8_with_an_image_folder(run, tmp_path, capsys):
     assert lines[2] == "note: input: uint8 RGB pixels 0..255 (scale 1, zero point 0); output: float32 probabilities"
 
 
+@pytest.mark.slow
 def test_a_model_file_without_images_is_written_unchecked_and_says_so(run, tmp_path, capsys):
     status, out, err = _export(capsys, run / "model.keras", "--format", "h5", "--out", tmp_path / "pets.h5")
     assert status == 0, err
@@ -76,6 +80,7 @@ def test_a_model_file_without_images_is_written_unchecked_and_says_so(run, tmp_p
     ],
     ids=["int8-without-images", "wrong-suffix", "missing-image-folder"],
 )
+@pytest.mark.slow
 def test_unusable_requests_of_a_model_file_are_one_line_errors(run, tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     status, out, err = _export(capsys, run / "model.keras", *args)
@@ -84,6 +89,7 @@ def test_unusable_requests_of_a_model_file_are_one_line_errors(run, tmp_path, ca
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_model_file_needs_out(run, capsys):
     status, out, err = _export(capsys, run / "model.keras", "--format", "keras")
     assert status == 2 and out == "" and "give --out PATH" in err
@@ -99,6 +105,7 @@ def test_a_missing_model_file_is_a_one_line_error(tmp_path, capsys):
     assert status == 2 and err.startswith(f"error: model file not found: {tmp_path / 'gone.keras'}")
 
 
+@pytest.mark.slow
 def test_an_unknown_format_is_a_usage_error_listing_the_formats(run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])

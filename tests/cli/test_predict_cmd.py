@@ -49,6 +49,7 @@ def predict_json(capsys, *args):
     return [json.loads(line) for line in captured.out.splitlines()]
 
 
+@pytest.mark.slow
 def test_lite0_recognises_the_cat_and_the_espresso(capsys, photos):
     cat, coffee, cup = predict_json(
         capsys, "--backbone", "efficientnet_lite0", "--top-k", "5",
@@ -68,6 +69,7 @@ def test_lite0_recognises_the_cat_and_the_espresso(capsys, photos):
         assert len(probs) == 5 and probs == sorted(probs, reverse=True)
 
 
+@pytest.mark.slow
 def test_python_m_tltools_predict_prints_one_json_line_per_image(photos):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     completed = subprocess.run(
@@ -81,6 +83,7 @@ def test_python_m_tltools_predict_prints_one_json_line_per_image(photos):
     assert [line["top"][0]["index"] for line in lines] == [285, 967]
 
 
+@pytest.mark.slow
 def test_readable_output_names_each_image_and_its_classes(capsys, photos):
     status = main(["predict", "--backbone", "efficientnet_lite0", "--top-k", "2", str(photos["chelsea"])])
 
@@ -98,6 +101,7 @@ def test_other_input_sizes_work_for_the_lite_head(capsys, photos):
 
 
 @pytest.mark.parametrize("target", [".", "model.keras", "model.h5"])
+@pytest.mark.slow
 def test_saved_model_predicts_with_its_class_names(capsys, photos, saved_run, target):
     results = predict_json(capsys, saved_run / target, photos["chelsea"], photos["coffee"], "--top-k", "2")
 
@@ -131,6 +135,7 @@ def test_unknown_backbone_lists_the_valid_ones(capsys, photos):
     assert "unknown backbone 'efficientnet_lite7'" in err and "efficientnet_lite0" in err
 
 
+@pytest.mark.slow
 def test_a_model_without_images_is_refused(capsys, saved_run):
     assert "at least one image" in run_failing(capsys, saved_run)
 
@@ -139,6 +144,7 @@ def test_a_missing_model_is_reported(capsys, photos, tmp_path):
     assert "model file not found" in run_failing(capsys, tmp_path / "nothing.keras", photos["chelsea"])
 
 
+@pytest.mark.slow
 def test_image_size_must_fit_a_saved_model(capsys, photos, saved_run):
     err = run_failing(capsys, saved_run, photos["chelsea"], "--image-size", "128")
 

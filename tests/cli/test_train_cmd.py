@@ -11,6 +11,7 @@ from tltools.data.augment import AugmentOptions
 from tltools.training import TrainConfig
 
 
+@pytest.mark.slow
 def test_train_writes_a_run_and_prints_the_promised_metrics(colours_dir, tmp_path, capsys):
     out = tmp_path / "run"
     status = main(["train", str(colours_dir), "--image-size", "64", "--epochs", "2", "--batch-size", "8",
@@ -25,6 +26,7 @@ def test_train_writes_a_run_and_prints_the_promised_metrics(colours_dir, tmp_pat
     assert (saved["image_size"], saved["epochs"], saved["batch_size"]) == (64, 2, 8)
 
 
+@pytest.mark.slow
 def test_a_config_file_is_read_and_options_override_it(colours_dir, tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"image_size": 64, "epochs": 5, "batch_size": 8, "val_fraction": 0.3}))
@@ -35,6 +37,7 @@ def test_a_config_file_is_read_and_options_override_it(colours_dir, tmp_path, ca
     assert "val: accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_runs_lists_a_new_run_with_its_status_and_accuracy(colours_dir, capsys):
     main(["train", str(colours_dir), "--image-size", "64", "--epochs", "1", "--val-split", "0.3", "--json"])
     trained = json.loads(capsys.readouterr().out)

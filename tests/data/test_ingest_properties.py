@@ -67,6 +67,7 @@ def sandbox(tmp_path_factory):
 @settings(max_examples=60, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
+@pytest.mark.slow
 def test_any_zip_loads_consistently_or_fails_cleanly_and_writes_nothing_outside(sandbox, data):
     escapes = st.one_of(
         st.integers(1, 4).map(lambda depth: "../" * depth + "sentinel/"),

@@ -142,6 +142,7 @@ def test_class_without_evidence_has_an_empty_heatmap(transfer, photo):
     assert not cam.heatmap.any()
 
 
+@pytest.mark.slow
 def test_same_result_after_save_and_load(transfer, photo, tmp_path):
     save_model(transfer, tmp_path / "model.keras", ["a", "b", "c"])
     loaded, _, _ = load_model(tmp_path)

@@ -21,6 +21,8 @@ from tltools.data.images import RESAMPLING, load_image
 from tltools.export import export_run
 from tltools.model import load_model
 
+pytestmark = pytest.mark.slow  # builds, trains or exports real models
+
 MEMBERS = {"README.md", "predict.py", "labels.txt", "preprocessing.json", "model.keras"}
 
 

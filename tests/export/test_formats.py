@@ -16,6 +16,8 @@ from tltools.export.run import CHECK_SIZE, SAMPLE_SIZE, training_images
 from tltools.model import load_model
 from tltools.runs import read_run
 
+pytestmark = pytest.mark.slow  # builds, trains or exports real models
+
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, model, images):

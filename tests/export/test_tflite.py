@@ -12,6 +12,8 @@ from tltools.export import FORMATS, export_model, export_run
 from tltools.export import tflite
 from tltools.export.checks import compare, enforce
 
+pytestmark = pytest.mark.slow  # builds, trains or exports real models
+
 
 @pytest.fixture(scope="module")
 def float32(tmp_path_factory, model, images):

@@ -109,6 +109,7 @@ def test_model_fed_raw_pixels_matches_base_on_keras_preprocessed_input(name, ref
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_batchnorm_stays_in_inference_mode_when_the_base_trains(pixels):
     # ImageNet weights (offline): with random ones the activations saturate and no gradient reaches the base.
     model = build_model("efficientnet_lite0", 3, weights="imagenet", input_size=96, dropout=0)
@@ -131,6 +132,7 @@ def test_batchnorm_stays_in_inference_mode_when_the_base_trains(pixels):
     )
 
 
+@pytest.mark.slow
 def test_trained_batchnorm_uses_batch_statistics_as_documented(pixels):
     model = build_model("efficientnet_lite0", 3, weights="imagenet", input_size=96, dropout=0)
     unfreeze_all(model, train_batchnorm=True)
@@ -185,6 +187,7 @@ def test_bad_arguments_are_refused_with_the_bad_value(backbone, classes, kwargs,
         build_model(backbone, classes, weights="none", **kwargs)
 
 
+@pytest.mark.slow
 def test_imagenet_classifier_takes_raw_pixels_and_gives_1000_probabilities(pixels):
     model = build_imagenet_classifier("efficientnet_lite0", input_size=96, weights="none")
 

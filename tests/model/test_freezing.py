@@ -158,6 +158,7 @@ def test_layer_table_describes_every_base_layer(model):
     assert list(table.loc[table["trainable"], "name"]) == ["block7a_project_conv", "top_conv"]
 
 
+@pytest.mark.slow
 def test_unfreezing_a_compiled_model_recompiles_it_so_the_new_weights_train(model, batch):
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(*batch, epochs=1, verbose=0)
@@ -183,6 +184,7 @@ def test_unfreezing_a_compiled_model_recompiles_it_so_the_new_weights_train(mode
         np.testing.assert_array_equal(after.numpy(), expected)
 
 
+@pytest.mark.slow
 def test_unfreezing_leaves_an_uncompiled_model_uncompiled(model):
     unfreeze_top(model, 4)
 

@@ -388,6 +388,7 @@ def test_a_model_that_is_not_an_image_classifier_is_refused(tmp_path):
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.slow
 def test_compiled_models_as_training_saves_them_still_load(tmp_path, optimizer, suffix):
     model = tiny(keras.layers.Rescaling(1 / 128, -1, name="scale"), keras.layers.BatchNormalization(name="bn"))
     model.compile(optimizer=make_optimizer(optimizer, 1e-3),
@@ -404,6 +405,7 @@ def test_compiled_models_as_training_saves_them_still_load(tmp_path, optimizer, 
 NOT_IN_H5 = {"mobilenet_v3_small", "mobilenet_v3_large", "convnext_tiny"}
 
 
+@pytest.mark.slow
 def test_every_backbone_passes_the_screening_in_both_formats(registry_model):
     from keras.src.legacy.saving import json_utils, saving_options, saving_utils
 

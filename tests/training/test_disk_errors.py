@@ -27,7 +27,7 @@ from tltools.errors import TLToolsError
 from tltools.model import load_model
 from tltools.training import TrainingLog, feature_cache, train, trainer
 
-pytestmark = pytest.mark.hostile
+pytestmark = [pytest.mark.hostile, pytest.mark.slow]  # each provokes a disk failure in a real training run
 
 DISK_ERRORS = {
     "disk-full": (errno.ENOSPC, "No space left on device", "the disk is full", "free disk space"),

@@ -17,6 +17,8 @@ from tltools.training import TrainingLog, feature_cache, train
 from tltools.training.callbacks.throttled_checkpoint import ThrottledCheckpoint
 from tltools.training.split_model import split_at_pooling, split_for_fine_tuning
 
+pytestmark = pytest.mark.slow  # builds, trains or exports real models
+
 PIXELS = np.random.default_rng(0).uniform(0, 255, (6, 64, 64, 3)).astype("float32")
 
 # (backbone, weights, pooling, dense units, what phase 2 unfreezes, where phase 2 is cut)

@@ -45,6 +45,7 @@ def test_the_same_data_and_model_give_the_same_key(colours, reference_key):
     assert reference_key.stem.startswith("efficientnet_lite0-64px-pooling-")
 
 
+@pytest.mark.slow
 def test_the_key_ignores_the_split(colours, reference_key):
     resplit = colours.with_splits(val_fraction=0.5, test_fraction=0.0, seed=7)
     assert key_of(resplit).digest == reference_key.digest
@@ -61,6 +62,7 @@ def test_the_key_changes_with_what_the_features_depend_on(colours, reference_key
     assert key_of(colours, **change).digest != reference_key.digest
 
 
+@pytest.mark.slow
 def test_random_weights_key_by_seed(colours):
     assert key_of(colours, weights="none", seed=1).digest == key_of(colours, weights="none", seed=1).digest
     assert key_of(colours, weights="none", seed=1).digest != key_of(colours, weights="none", seed=2).digest

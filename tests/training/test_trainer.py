@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.factories import COLOURS, colour_images, fast_config, write_tree
+from tests.waiting import wait_until
 from tltools import runs
 from tltools.data import load_dataset
 from tltools.errors import TLToolsError
@@ -102,14 +103,14 @@ def test_same_config_and_data_give_the_same_split_and_metrics(colours):
     assert first.metrics["val"]["confusion_matrix"] == second.metrics["val"]["confusion_matrix"]
 
 
+@pytest.mark.slow
 def test_stop_from_another_thread_ends_after_the_current_batch_and_keeps_the_model(colours):
     log, stop = TrainingLog(), StopRequest()
     result = {}
     worker = threading.Thread(target=lambda: result.update(done=train(fast_config(epochs=50), colours, log=log,
                                                                         stop=stop)))
     worker.start()
-    while not log.snapshot()["epochs"] and worker.is_alive():
-        threading.Event().wait(0.05)
+    wait_until(lambda: log.snapshot()["epochs"] or not worker.is_alive(), 300, "no epoch was logged")
     stop.stop()
     worker.join(timeout=120)
     done = result["done"]
@@ -147,6 +148,7 @@ def fit_class_weights(monkeypatch):
     return received
 
 
+@pytest.mark.slow
 def test_balanced_class_weights_reach_fit_and_imbalance_without_them_warns(tmp_path, fit_class_weights):
     files = colour_images({"red": COLOURS["red"]}, 24, seed=3)
     files.update(colour_images({"blue": COLOURS["blue"]}, 4, seed=4))
@@ -171,6 +173,7 @@ def test_balanced_class_weights_on_balanced_data_are_all_one(colours, fit_class_
     assert fit_class_weights == [{0: pytest.approx(1.0), 1: pytest.approx(1.0), 2: pytest.approx(1.0)}]
 
 
+@pytest.mark.slow
 def test_continuing_a_run_on_the_same_classes_starts_from_its_weights(two_phase, colours):
     previous = two_phase[0]
     config = fast_config(epochs=1, learning_rate=1e-8, optimizer="sgd", momentum=0.0)
@@ -181,6 +184,7 @@ def test_continuing_a_run_on_the_same_classes_starts_from_its_weights(two_phase,
     assert "continuing the model" in (continued.run.path / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_continuing_on_a_new_class_list_gets_a_new_head_on_the_old_base(two_phase, tmp_path):
     files = colour_images({**COLOURS, "yellow": (220, 210, 40)}, 6, seed=5)
     dataset = load_dataset(write_tree(tmp_path, files), val_fraction=0.34)
