@@ -1,0 +1,113 @@
+"""Domain adaptation: AdaBN changes only BatchNorm statistics; adapt writes a new run and reports; bad input is one line."""
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from tests.factories import COLOURS, colour_images, fast_config, write_tree
+from tltools.adapt import ADAPT_FILE, adapt, adapt_batchnorm, batchnorm_layers, target_images
+from tltools.adapt.shift import make_shifted_target
+from tltools.data import load_dataset
+from tltools.errors import TLToolsError
+from tltools.model import build_model
+from tltools.paths import home_dir
+from tltools.runs import COMPLETED, RunWriter, read_run
+from tltools.training import TrainConfig, train
+
+
+def test_adabn_changes_only_batchnorm_statistics_to_the_targets():
+    model = build_model("efficientnet_lite0", 3, input_size=64, seed=0)
+    before = {weight.path: weight.numpy().copy() for weight in model.weights}
+    rng = np.random.default_rng(0)
+    images = np.clip(rng.normal(200, 20, (20, 64, 64, 3)), 0, 255).astype(np.uint8)  # bright: far from ImageNet
+    layers = adapt_batchnorm(model, images, batch_size=8)
+    changed = {weight.path for weight in model.weights if not np.allclose(before[weight.path], weight.numpy())}
+    assert layers == len(batchnorm_layers(model)) > 0
+    assert changed and all(path.endswith(("moving_mean", "moving_variance")) for path in changed)
+    assert not model.get_layer("base").trainable and not any(layer.trainable for layer in batchnorm_layers(model))
+    first = batchnorm_layers(model)[0]
+    assert first.momentum == pytest.approx(0.99)  # restored
+
+
+def test_adabn_needs_two_images():
+    model = build_model("efficientnet_lite0", 3, input_size=64, seed=0)
+    with pytest.raises(TLToolsError, match="AdaBN needs at least 2 target images"):
+        adapt_batchnorm(model, np.zeros((1, 64, 64, 3), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    data = write_tree(tmp_path_factory.mktemp("colours"), colour_images(COLOURS, 12, seed=0))
+    return train(fast_config(val_fraction=0.2, test_fraction=0.3, epochs=4), load_dataset(data)).run
+
+
+@pytest.fixture(scope="module")
+def shifted(source, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shift") / "target"
+    counts = make_shifted_target(None, out, seed=0, run=source.path)
+    assert counts["unlabeled"] + counts["labeled"] == source.metrics["test"]["num_images"]
+    return out
+
+
+def _files_below(folder):
+    return {path for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.slow
+def test_both_methods_write_a_run_with_every_stage_measured(source, shifted, tmp_path):
+    home_before = _files_below(home_dir())
+    lines = []
+    result = adapt(source.path, shifted / "unlabeled", target_labels=shifted / "labeled", method="both",
+                   thresholds=(0.34, 0.4), epochs_per_round=2, run_dir=tmp_path / "adapted", on_message=lines.append)
+    run = read_run(tmp_path / "adapted")
+    assert run.status == COMPLETED and run.model_path.is_file() and (run.path / ADAPT_FILE).is_file()
+    assert TrainConfig.from_dict(run.config).backbone == "efficientnet_lite0"
+    assert list(result.report["stages"]) == ["source-only", "adabn", "adabn + self-train"]
+    for facts in result.report["stages"].values():
+        assert 0.0 <= facts["labelled_accuracy"] <= 1.0 and 0.0 < facts["mean_confidence"] <= 1.0
+    assert result.report["stages"]["source-only"]["agreement_with_source_only"] == 1.0
+    rounds = result.report["rounds"]
+    assert [record["threshold"] for record in rounds] == [0.34, 0.4]
+    assert all(0 <= record["pseudo_labels"] <= record["of_images"] for record in rounds)
+    assert any(record["pseudo_labels"] > 0 for record in rounds)
+    assert any(line.startswith("self-training round 1: threshold 0.34") for line in lines)
+    assert _files_below(home_dir()) == home_before  # nothing outside the new run folder (and the feature cache)
+
+
+@pytest.mark.slow
+def test_adabn_from_a_zip_without_labels_reports_agreement_and_confidence(source, shifted, tmp_path):
+    archive = tmp_path / "target.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted((shifted / "unlabeled").iterdir()):
+            bundle.write(path, f"photos/{path.name}")
+    result = adapt(source.path, archive, method="adabn", run_dir=tmp_path / "adapted")
+    stages = result.report["stages"]
+    assert list(stages) == ["source-only", "adabn"]
+    assert "labelled_accuracy" not in stages["adabn"]
+    assert 0.0 <= stages["adabn"]["agreement_with_source_only"] <= 1.0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["adapted", "target.zip"]  # the zip went to a temp dir
+
+
+def test_target_folder_without_images_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("nothing")
+    with pytest.raises(TLToolsError, match=r"^no image files in .*empty; give a folder or a .zip") as error:
+        target_images(tmp_path / "empty", tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_bad_input_is_one_line_and_leaves_no_run(tmp_path):
+    with pytest.raises(TLToolsError, match="no training run at"):
+        adapt(tmp_path / "nowhere", tmp_path)
+    with pytest.raises(TLToolsError, match="method='magic' is unknown; use one of adabn, self-train, both"):
+        adapt(tmp_path / "nowhere", tmp_path, method="magic")
+    with pytest.raises(TLToolsError, match="must be rising numbers between 0 and 1"):
+        adapt(tmp_path / "nowhere", tmp_path, thresholds=(0.9, 0.8))
+    writer = RunWriter(tmp_path / "run")
+    writer.set_status(COMPLETED)
+    writer.model_path.write_bytes(b"unused")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TLToolsError, match="no image files in"):
+        adapt(writer.path, tmp_path / "empty", run_dir=tmp_path / "adapted")
+    assert not (tmp_path / "adapted").exists()

@@ -1,0 +1,50 @@
+"""``python -m tltools adapt RUN TARGET [--method adabn|self-train|both] [--target-labels PATH] [--out DIR]``.
+
+Adapts a run's model to a new domain from unlabelled images of it
+(:mod:`tltools.adapt`): AdaBN, self-training, or both. Prints one line per
+stage (source-only, then each method): accuracy on the labelled target images
+when given, else agreement with the source-only predictions and mean
+confidence; and each self-training round's pseudo-label count.
+"""
+
+import argparse
+import json
+
+from tltools.adapt import METHODS, adapt
+from tltools.adapt.engine import THRESHOLDS
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``adapt`` subcommand."""
+    parser = subparsers.add_parser(
+        "adapt", help="adapt a run's model to a new domain from unlabelled images (AdaBN, self-training)",
+        description="Adapt a trained run to images from a new camera, stain, season or site, given a folder or zip "
+        "of unlabelled images of it. Writes a new run with the adapted model and adapt.json.",
+    )
+    parser.add_argument("run_path", metavar="RUN", help="the source run folder or run id")
+    parser.add_argument("target", metavar="TARGET", help="a folder or .zip of unlabelled target-domain images")
+    parser.add_argument("--method", choices=METHODS, default="both",
+                        help="adabn (BatchNorm statistics only), self-train (pseudo-labels), or both (default)")
+    parser.add_argument("--target-labels", metavar="CSV_OR_LAYOUT",
+                        help="labelled target images, for measuring only: a folder of class folders (any dataset "
+                        "layout) or a labels CSV beside its images")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS),
+                        help="confidence threshold of each self-training round, rising (default 0.8 0.9 0.95)")
+    parser.add_argument("--epochs-per-round", type=int, default=5, help="head epochs per self-training round")
+    parser.add_argument("--out", metavar="DIR", help="the new run folder (default: a new folder under runs/)")
+    parser.add_argument("--json", action="store_true", help="print the adaptation report as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Adapt and print the report; return 0."""
+    result = adapt(args.run_path, args.target, method=args.method, target_labels=args.target_labels,
+                   thresholds=args.thresholds, epochs_per_round=args.epochs_per_round, run_dir=args.out,
+                   on_message=None if args.json else print)
+    if args.json:
+        print(json.dumps({"run": str(result.run.path), **result.report}, indent=2))
+        return 0
+    print(f"run: {result.run.path}")
+    for stage, facts in result.report["stages"].items():
+        print(f"{stage:<20} " + "  ".join(f"{key.replace('_', ' ')} {value}" for key, value in facts.items()))
+    return 0
