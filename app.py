@@ -12,7 +12,7 @@ ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
 # metrics keep their width; on a phone Streamlit hides the sidebar behind its menu button.
 NARROW_CSS = """<style>
 @media (max-width: 1000px) {
-  section[data-testid="stSidebar"][aria-expanded="true"] { width: 200px !important; min-width: 200px !important; }
+  [data-testid="stSidebar"][data-collapsed="false"] { width: 200px !important; min-width: 200px !important; }
   [data-testid="stMainBlockContainer"] { padding-left: 1rem; padding-right: 1rem; }
 }
 </style>"""

@@ -16,7 +16,7 @@ require_app()
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 DETAILED = 24
-SHOWN_RANKS = 3  # the results table names this many classes per image in one text column; the rest on demand
+SHOWN_RANKS = 3  # the results table names this many classes per image (runners-up as text); the rest on demand
 FROM_RUN, FROM_FILE = "A training run", "My own .keras file"
 
 st.title("Predict")
@@ -90,9 +90,10 @@ if not results:
 predictions = [prediction for _, prediction in results]
 table = predictions_table(predictions)
 st.subheader("Results")
-compact = table[["image", "predicted", "confidence"]].assign(**{
-    f"top {min(SHOWN_RANKS, top_k)}": [", ".join(f"{item['label']} {item['prob']:.0%}" for item in p.top[:SHOWN_RANKS])
-                                       for p in predictions]})
+compact = table[["image", "predicted", "confidence"]]
+if top_k > 1:  # the runners-up as one short text column: no sideways scrolling, even on a phone
+    compact = compact.assign(**{"next likely": [", ".join(f"{item['label']} {item['prob']:.0%}"
+                                                           for item in p.top[1:SHOWN_RANKS]) for p in predictions]})
 st.dataframe(compact, hide_index=True, key="predict_results",
              column_config={"confidence": st.column_config.NumberColumn(format="percent")})
 with st.expander(f"Every rank as columns ({top_k} per image; as in the CSV)"):

@@ -335,12 +335,12 @@ def _read_optional(path: Path):
 
 
 # What the runs table shows of each status: a distinct mark and word, so a stopped run never looks completed.
-STATUS_LABELS = {
-    COMPLETED: "✅ completed",
-    STOPPED: "⏹️ stopped early",
-    RUNNING: "⏳ running",
-    FAILED: "❌ failed",
-    INTERRUPTED: "⚠️ interrupted",
+STATUS_LABELS = {  # marks every system font has (colour emoji are missing on many servers and in headless browsers)
+    COMPLETED: "✓ completed",
+    STOPPED: "■ stopped early",
+    RUNNING: "▶ running",
+    FAILED: "✗ failed",
+    INTERRUPTED: "⚠ interrupted",
 }
 # The config.json settings that tell runs apart, with the names the runs table and comparison use.
 KEY_SETTINGS = {

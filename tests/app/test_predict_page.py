@@ -45,9 +45,9 @@ def use_own_model(app: AppTest, name: str, content: bytes) -> AppTest:
 def test_a_red_image_is_predicted_red_with_a_chart_and_a_csv(run):
     app = upload_images(open_predict(run), ("red.png", RED, "image/png"))
     table = app.dataframe[0].value
-    assert list(table.columns) == ["image", "predicted", "confidence", "top 3"]  # no sideways scrolling
+    assert list(table.columns) == ["image", "predicted", "confidence", "next likely"]  # no sideways scrolling
     assert list(table["image"]) == ["red.png"] and table["predicted"][0] == "red"
-    assert table["top 3"][0].startswith("red ")
+    assert len(table["next likely"][0].split(", ")) == 2 and "red" not in table["next likely"][0]
     assert len(app.dataframe[1].value.filter(like="_label").columns) == 3  # every rank on demand, top-k capped
     assert len(app.get("plotly_chart")) == 1
     assert app.get("download_button")
@@ -81,7 +81,7 @@ def test_top_k_and_flip_tta_change_the_table(run):
     app = upload_images(open_predict(run), ("red.png", RED, "image/png"))
     app.slider(key="predict_top_k").set_value(1)
     app.checkbox(key="predict_tta").check().run()
-    assert list(app.dataframe[0].value.columns) == ["image", "predicted", "confidence", "top 1"]
+    assert list(app.dataframe[0].value.columns) == ["image", "predicted", "confidence"]
     assert list(app.dataframe[1].value.columns) == ["image", "predicted", "confidence", "top1_label", "top1_prob"]
 
 

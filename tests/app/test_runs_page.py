@@ -57,7 +57,7 @@ def test_lists_every_run_and_overlays_the_chosen_ones(run):
     app = open_runs(run.path)
     table = app.dataframe[0].value
     row = table[table["run"] == run.run_id].iloc[0]
-    assert row["status"] == "✅ completed" and row["backbone"] == "efficientnet_lite0" and row["epochs run"] == 1
+    assert row["status"] == "✓ completed" and row["backbone"] == "efficientnet_lite0" and row["epochs run"] == 1
     assert row["val accuracy"] == pytest.approx(run.best_val_accuracy)
     assert app.multiselect(key="runs_chosen").value == [run.run_id]
     app.selectbox(key="runs_metric").set_value("loss").run()
@@ -169,8 +169,11 @@ def test_the_table_tells_runs_apart_and_marks_the_best_and_the_stopped_one(run, 
     assert {"best", "status", "dataset", "backbone", "image size", "LR", "epochs", "unfreeze", "mode", "val accuracy",
             "test accuracy", "duration (s)"} <= set(table.columns)
     mine, other = table.loc[run.run_id], table.loc[stopped.name]
-    assert mine["status"] != other["status"] and other["status"] == "⏹️ stopped early"
-    assert mine["best"] == "★" and other["best"] == ""  # same data, lower validation accuracy
+    assert mine["status"] != other["status"] and other["status"] == "■ stopped early"
+    assert other["best"] == ""  # same data, lower validation accuracy
+    same_data = table[table["dataset"] == mine["dataset"]]
+    starred = same_data[same_data["best"] == "★"]
+    assert len(starred) == 1 and starred["val accuracy"].iloc[0] == same_data["val accuracy"].max()
     assert mine["dataset"] == runs.dataset_name(run) and "/" not in mine["dataset"]
     assert other["LR"] == 0.02 and other["unfreeze"] == "block:6" and mine["mode"] == "manual"
     assert mine["duration (s)"] >= 0 and mine["image size"] == run.config["image_size"]
@@ -186,7 +189,7 @@ def test_comparing_two_runs_highlights_the_settings_that_differ_and_keeps_both_p
     assert list(settings.value.index) == ["learning_rate"]  # only the differing setting by default
     assert list(settings.value.loc["learning_rate"]) == [str(run.config["learning_rate"]), "0.05"]
     # each chosen run keeps its own panel with its exports (no expander collapses)
-    assert {f"runs_prepare_{run.run_id}_keras", f"runs_prepare_{other.name}_keras"} <= keys(app, "button")
+    assert {f"runs_prepare_{run.run_id}_bundle", f"runs_prepare_{other.name}_bundle"} <= keys(app, "button")
     assert not app.expander
     app.toggle(key="runs_only_differences").set_value(False).run()
     assert "backbone" in app.dataframe[1].value.index

@@ -60,7 +60,7 @@ def confusion_matrix_figure(metrics: dict, normalised: bool) -> go.Figure:
         values, text, colour_title = counts, "%{z:.0f}", "images"
     figure = go.Figure(go.Heatmap(
         z=values, x=classes, y=classes, colorscale="Blues", zmin=0, zmax=1 if normalised else None,
-        texttemplate=text, showscale=False,  # every cell is labelled; a colour bar only costs width
+        texttemplate=text, textfont=dict(size=14), showscale=False,  # every cell is labelled; no colour bar needed
         hovertemplate="true %{y}<br>predicted %{x}<br>" + text + "<extra></extra>",
     ))
     side = max(320, 120 + 36 * len(classes))
