@@ -63,15 +63,18 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_tltools_folders(tmp_path_factory):
-    """Point TLTOOLS_HOME (runs, datasets) and TLTOOLS_CACHE at temp folders for the whole run.
+    """Point TLTOOLS_HOME (runs, datasets) and TLTOOLS_CACHE at temp folders for the whole run; jobs on threads.
 
     The cache folder is shared by all tests so a converted backbone is converted once per run.
     """
     home = tmp_path_factory.mktemp("tltools-home")
     cache = tmp_path_factory.mktemp("tltools-cache")
-    saved = {key: os.environ.get(key) for key in ("TLTOOLS_HOME", "TLTOOLS_CACHE")}
+    saved = {key: os.environ.get(key) for key in ("TLTOOLS_HOME", "TLTOOLS_CACHE", "TLTOOLS_JOB_PROCESSES")}
     os.environ["TLTOOLS_HOME"] = str(home)
     os.environ["TLTOOLS_CACHE"] = str(cache)
+    # Page tests train on threads of the test process (a worker process imports TensorFlow again);
+    # tests/test_worker_processes.py and the browser tests cover the app's worker processes.
+    os.environ["TLTOOLS_JOB_PROCESSES"] = "0"
     yield
     for key, value in saved.items():
         if value is None:

@@ -1,7 +1,9 @@
 """Background training jobs: queueing, stopping, failures, and a run folder per job.
 
 The queue is tested with :class:`FakeTrain` standing in for training (injected with
-``JobManager(trainer=...)``); one slow test trains for real through the manager.
+``JobManager(trainer=..., processes=False)``: the queue logic is the same for thread and process
+jobs); one slow test trains for real through the manager. Worker processes are tested in
+``tests/test_worker_processes.py``.
 """
 
 import threading
@@ -68,7 +70,8 @@ def make_manager(fake_train, tmp_path):
     managers = []
 
     def make(max_concurrent: int) -> jobs.JobManager:
-        managers.append(jobs.JobManager(max_concurrent=max_concurrent, runs_root=tmp_path, trainer=fake_train))
+        managers.append(jobs.JobManager(max_concurrent=max_concurrent, runs_root=tmp_path, trainer=fake_train,
+                                        processes=False))
         return managers[-1]
 
     yield make

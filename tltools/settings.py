@@ -50,12 +50,15 @@ class Settings:
             in the cache (``TLTOOLS_DECODE_MEMORY_BYTES``, >= 0).
         max_concurrent_jobs: Training jobs the app runs at once; the rest queue
             (``TLTOOLS_MAX_CONCURRENT_JOBS``, >= 1).
+        job_processes: 1 runs each training job in a worker process of its own; 0 on a thread of
+            the server (``TLTOOLS_JOB_PROCESSES``; tests of pages use 0 to skip the process start).
     """
 
     limits: Limits = dataclasses.field(default_factory=Limits)
     budget: Budget = dataclasses.field(default_factory=Budget)
     decode_memory_bytes: int = 2 * GIB
     max_concurrent_jobs: int = 1
+    job_processes: int = 1
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -88,6 +91,7 @@ def _variables() -> dict[str, tuple]:
             table["TLTOOLS_" + field.name.upper()] = (group, field.name, field.type, minimum, exclusive)
     table["TLTOOLS_DECODE_MEMORY_BYTES"] = (None, "decode_memory_bytes", int, 0, False)
     table["TLTOOLS_MAX_CONCURRENT_JOBS"] = (None, "max_concurrent_jobs", int, 1, False)
+    table["TLTOOLS_JOB_PROCESSES"] = (None, "job_processes", int, 0, False)
     return table
 
 

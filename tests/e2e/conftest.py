@@ -102,7 +102,8 @@ class Server:
                    # Watching the repository (.venv included) costs the server CPU and reruns pages mid-test.
                    "--server.fileWatcherType", "none"]
         # TLTOOLS_HOME / TLTOOLS_CACHE: the session's temp folders unless ``env`` says otherwise.
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # TLTOOLS_JOB_PROCESSES=1: the served app trains in worker processes, as it does by default.
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "TLTOOLS_JOB_PROCESSES": "1", **(env or {})}
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{port}"
         with open(log_path, "ab") as log:
