@@ -30,6 +30,7 @@ navigation = st.navigation(
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+        st.Page("pages/deploy.py", title="Distill & adapt", icon=":material/compress:"),
     ]
 )
 summary = st.sidebar.empty()

@@ -281,3 +281,11 @@ def _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs
 
 def _features(extractor, pixels) -> np.ndarray:
     return np.asarray(extractor.predict(np.asarray(pixels, np.float32), batch_size=32, verbose=0), np.float32)
+
+
+def stages_table(report: dict):
+    """Return ``adapt.json``'s stages (source-only, then each method) as a pandas DataFrame, one row per stage."""
+    import pandas as pd
+
+    return pd.DataFrame([{"stage": stage, **{key.replace("_", " "): value for key, value in facts.items()}}
+                         for stage, facts in report["stages"].items()])

@@ -7,7 +7,7 @@
 See :mod:`tltools.distill.engine` for the steps and :mod:`tltools.distill.loss` for the loss.
 """
 
-from tltools.distill.engine import DISTILL_FILE, DistillResult, distill, teacher_logits_model
+from tltools.distill.engine import DISTILL_FILE, DistillResult, comparison_table, distill, teacher_logits_model
 from tltools.distill.loss import DistillationLoss, targets
 
-__all__ = ["DISTILL_FILE", "DistillResult", "DistillationLoss", "distill", "targets", "teacher_logits_model"]
+__all__ = ["DISTILL_FILE", "DistillResult", "DistillationLoss", "comparison_table", "distill", "targets", "teacher_logits_model"]

@@ -416,3 +416,20 @@ def _comparison(teacher, teacher_model, run_path, classes, student_model, metric
         row("distilled student", student_model, run_path / runs.MODEL_FILE, metrics.get("test"), None),
         row("student alone", alone_model, alone_file, alone_metrics.get("test"), folder / "student_alone_int8.tflite"),
     ]
+
+
+def comparison_table(report: dict):
+    """Return ``distill.json``'s comparison rows as a readable pandas DataFrame (sizes in MiB/KiB), or None without any."""
+    import pandas as pd
+
+    from tltools.fileio import format_bytes
+
+    rows = report.get("comparison")
+    if not rows:
+        return None
+    return pd.DataFrame([{
+        "model": row["model"], "backbone": row["backbone"], "input px": row["image_size"],
+        "test accuracy": row["test_accuracy"], "parameters": row["parameters"],
+        ".keras size": format_bytes(row["keras_bytes"]), "TFLite int8 size": format_bytes(row["int8_bytes"]),
+        "Keras ms/image": row["keras_ms"], "int8 ms/image": row["int8_ms"],
+    } for row in rows])

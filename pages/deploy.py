@@ -1,0 +1,115 @@
+"""Distill & adapt page: a small student from a teacher run, adaptation to new images, latency per export format."""
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from tltools.adapt import ADAPT_FILE, METHODS, adapt, stages_table
+from tltools.backbones import list_backbones
+from tltools.distill import DISTILL_FILE, comparison_table, distill
+from tltools.errors import TLToolsError
+from tltools.export.latency import kept_latency, latency_table, measure_run_latency
+from tltools.fileio import read_json
+from tltools.streamlit_bridge import require_app, run_picker, show_error
+
+require_app()
+
+st.title("Distill & adapt")
+st.caption("Each action writes a new run (never changes the chosen one) and runs in this page: keep the tab open "
+           "until it finishes. The same is available as `python -m tltools distill`, `adapt` and `bench-export`.")
+
+run = run_picker("deploy_run", none_message="Train a model first: distillation, adaptation and latency start "
+                 "from a run.")
+distill_tab, adapt_tab, latency_tab = st.tabs(["Distill", "Adapt to new images", "Latency per format"])
+
+with distill_tab:
+    report_file = run.path / DISTILL_FILE
+    if report_file.is_file():
+        report = read_json(report_file)
+        st.markdown(f"This run is a student distilled from **{report['settings']['teacher']}** "
+                    f"(T = {report['settings']['temperature']:g}, alpha = {report['settings']['alpha']:g}).")
+        table = comparison_table(report)
+        if table is not None:
+            st.dataframe(table, hide_index=True, use_container_width=True)
+    st.markdown("Train a smaller, faster **student** from this run (the **teacher**): it learns from the "
+                "teacher's softened probabilities and the true labels, on the teacher's own split.")
+    names = [spec.name for spec in list_backbones()]
+    offline = {spec.name for spec in list_backbones() if spec.offline}
+    left, right = st.columns(2)
+    student = left.selectbox("Student backbone", names, index=names.index("efficientnet_lite0"),
+                             format_func=lambda name: name + ("" if name in offline else " (downloads weights)"))
+    size = right.number_input("Student input size (px)", min_value=32, max_value=1024, value=160, step=8)
+    temperature = left.slider("Temperature T", 1.0, 10.0, 4.0, 0.5,
+                              help="Softens both models' probabilities; higher passes on more of the teacher's "
+                                   "view of similar classes.")
+    alpha = right.slider("Weight of the true labels (alpha)", 0.0, 1.0, 0.5, 0.05,
+                         help="0: learn from the teacher only; 1: from the labels only (the student alone).")
+    epochs = left.number_input("Epochs", min_value=1, max_value=500, value=10)
+    compare = right.checkbox("Compare with the student trained alone (int8 size, latency)", value=True)
+    if st.button("Distill", type="primary"):
+        try:
+            with st.status("Distilling…", expanded=True) as status:
+                result = distill(run.path, student=student, image_size=int(size), temperature=temperature,
+                                 alpha=alpha, epochs=int(epochs), compare=compare, on_message=status.write)
+                status.update(label=f"Done: {result.run.run_id}", state="complete")
+            st.success(f"Student run {result.run.run_id}: test accuracy "
+                       f"{(result.metrics.get('test') or {}).get('accuracy', float('nan')):.4f}")
+            table = comparison_table(result.report)
+            if table is not None:
+                st.dataframe(table, hide_index=True, use_container_width=True)
+        except TLToolsError as error:
+            show_error(error)
+
+with adapt_tab:
+    report_file = run.path / ADAPT_FILE
+    if report_file.is_file():
+        st.markdown(f"This run was adapted from **{read_json(report_file)['source_run']}**:")
+        st.dataframe(stages_table(read_json(report_file)), hide_index=True, use_container_width=True)
+    st.markdown("Make this run's model work on images from a new camera, stain, season or site, from a zip of "
+                "**unlabelled** images of it. A zip of a few **labelled** ones (class folders) is used only to "
+                "measure how much adaptation helps.")
+    target = st.file_uploader("Unlabelled images of the new domain (.zip)", type=["zip"], key="deploy_target")
+    labelled = st.file_uploader("Optional: labelled images of the new domain (.zip of class folders)", type=["zip"],
+                                key="deploy_labelled")
+    method = st.radio("Method", METHODS, index=METHODS.index("both"), horizontal=True,
+                      help="adabn: BatchNorm statistics only (seconds); self-train: pseudo-labels over a few "
+                           "rounds; both: AdaBN, then self-training.")
+    if st.button("Adapt", type="primary", disabled=target is None):
+        try:
+            with tempfile.TemporaryDirectory(prefix="tltools-adapt-upload-") as folder:
+                target_zip = Path(folder) / "target.zip"
+                target_zip.write_bytes(target.getvalue())
+                labels_dir = None
+                if labelled is not None:
+                    from tltools.data.archive import extract_zip
+
+                    labels_zip = Path(folder) / "labelled.zip"
+                    labels_zip.write_bytes(labelled.getvalue())
+                    labels_dir = Path(folder) / "labelled"
+                    extract_zip(labels_zip, labels_dir)
+                with st.status("Adapting…", expanded=True) as status:
+                    result = adapt(run.path, target_zip, method=method, target_labels=labels_dir,
+                                   on_message=status.write)
+                    status.update(label=f"Done: {result.run.run_id}", state="complete")
+            st.success(f"Adapted run {result.run.run_id}")
+            st.dataframe(stages_table(result.report), hide_index=True, use_container_width=True)
+        except TLToolsError as error:
+            show_error(error)
+
+with latency_tab:
+    st.markdown("Milliseconds per image at batch 1 (median after warm-up) and file size of this run's model in "
+                "each deployment format, each export verified against the Keras model first.")
+    kept = kept_latency(run)
+    if st.button("Measure latency", type="primary"):
+        try:
+            with st.spinner("Exporting and timing each format…"):
+                kept = measure_run_latency(run.path)
+        except TLToolsError as error:
+            show_error(error)
+    if kept is not None:
+        machine = kept["machine"]
+        st.caption(f"Measured on {machine['cpu']} ({machine['cores']} cores), median of {kept['repeats']} runs "
+                   f"after {kept['warmup']} warm-up runs; threads: LiteRT and ONNX Runtime as listed, "
+                   "TensorFlow its default (all cores).")
+        st.dataframe(latency_table(kept), hide_index=True, use_container_width=True)
