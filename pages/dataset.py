@@ -131,7 +131,7 @@ for warning in report["warnings"]:
 
 counts = split_counts_table(report)
 st.plotly_chart(class_counts_figure(report), key="dataset_counts")
-st.dataframe(counts, hide_index=True, width="stretch", height=min(36 * (len(counts) + 1) + 4, 600),
+st.dataframe(counts, hide_index=True, width="stretch", height="content",
              key="dataset_split_table")
 
 st.subheader("Examples per class")

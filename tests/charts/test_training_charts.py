@@ -53,7 +53,7 @@ def test_the_lr_finder_chart_labels_both_suggestions_on_opposite_sides_of_the_cu
     labels = [trace for trace in figure.data if trace.mode == "markers+text"]
     assert [trace.text[0] for trace in labels] == [f"suggested (valley): {rates[21]:.1e}",
                                                    f"steepest descent: {rates[20]:.1e}"]
-    assert {trace.textposition for trace in labels} == {"top center", "bottom center"}
+    assert [trace.textposition for trace in labels] == ["top left", "bottom right"]
 
 
 def test_the_trials_chart_fits_its_axis_to_the_scores_and_marks_the_chosen_trial():

@@ -59,7 +59,7 @@ def lr_finder_figure(result: LRFinderResult) -> go.Figure:
     """Return loss against learning rate (log x axis): the points, the centred smoothing and both suggestions.
 
     The two suggestions are marked on the smoothed curve, each labelled on its own side (the valley
-    above the curve, the steepest descent below it), so the labels never overlap.
+    above and left of its point, the steepest descent below and right of its own), so the labels never overlap.
     """
     curve = result.curve
     figure = go.Figure()
@@ -67,8 +67,8 @@ def lr_finder_figure(result: LRFinderResult) -> go.Figure:
                        opacity=0.35)
     figure.add_scatter(x=curve["learning_rate"], y=curve["smoothed_loss"], mode="lines",
                        name="smoothed (centred)")
-    marks = ((result.valley, "suggested (valley)", "top center", "#2e7d32"),
-             (result.steepest, "steepest descent", "bottom center", "#616161"))
+    marks = ((result.valley, "suggested (valley)", "top left", "#2e7d32"),
+             (result.steepest, "steepest descent", "bottom right", "#616161"))
     for rate, label, position, colour in marks:
         at = (curve["learning_rate"] - rate).abs().idxmin()
         figure.add_vline(x=rate, line_dash="dash", line_color=colour, opacity=0.6)
