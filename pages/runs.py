@@ -127,8 +127,10 @@ if not all_runs:
 histories = {run.run_id: history_frame(run.path) for run in all_runs}
 table = runs.runs_table(all_runs)
 table.insert(table.columns.get_loc("mode") + 1, "epochs run", [len(histories[run.run_id]) for run in all_runs])
-st.dataframe(table, hide_index=True, key="runs_table", column_config={
-    "best": st.column_config.TextColumn("best", width=40),
+first = ["best", "dataset", "status", "val accuracy", "test accuracy"]  # what tells runs apart, before the long id
+order = [*first, *[column for column in table.columns if column not in first and column != "run"], "run"]
+st.dataframe(table, hide_index=True, key="runs_table", column_order=order, column_config={
+    "best": st.column_config.TextColumn("best", width=40, pinned=True),
     "LR": st.column_config.NumberColumn(format="%.1e"),
     "val accuracy": st.column_config.NumberColumn(format="percent"),
     "test accuracy": st.column_config.NumberColumn(format="percent"),
