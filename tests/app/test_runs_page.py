@@ -179,6 +179,7 @@ def test_the_table_tells_runs_apart_and_marks_the_best_and_the_stopped_one(run, 
     assert mine["duration (s)"] >= 0 and mine["image size"] == run.config["image_size"]
 
 
+@pytest.mark.slow
 def test_comparing_two_runs_highlights_the_settings_that_differ_and_keeps_both_panels_open(run, copy_run):
     other = copy_run("other-lr")
     write_json(other / "config.json", {**run.config, "learning_rate": 0.05})
