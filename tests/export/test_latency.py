@@ -32,11 +32,11 @@ def test_time_call_counts_warmup_apart():
     assert 0 <= median <= p90
 
 
-def test_unknown_format_and_bad_repeats_are_refused(run):
+def test_unknown_format_and_bad_repeats_are_refused(tmp_path):
     with pytest.raises(TLToolsError, match="cannot time the format 'h5'"):
-        measure_run_latency(run, ("h5",))
+        measure_run_latency(tmp_path, ("h5",))
     with pytest.raises(TLToolsError, match="repeats=0 must be at least 1"):
-        measure_run_latency(run, repeats=0)
+        measure_run_latency(tmp_path, repeats=0)
 
 
 def test_missing_run_is_one_line(tmp_path):
