@@ -125,3 +125,34 @@ def test_a_restarted_server_runs_the_jobs_left_in_the_queue_and_reports_the_work
         assert runs.read_run(first.run_dir).status == runs.INTERRUPTED
     finally:
         manager.close()
+
+
+def test_the_apps_job_trains_in_a_worker_process_not_in_the_server(colours, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tltools import app_state
+    from tltools.streamlit_bridge import job_manager
+
+    monkeypatch.setenv("TLTOOLS_JOB_PROCESSES", "1")
+    job_manager.clear()
+    try:
+        app = AppTest.from_file(str(jobs.Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+        app.run()
+        app.session_state[app_state.DATASET] = colours
+        config = app.session_state[app_state.CONFIG]
+        config.image_size, config.batch_size, config.val_fraction, config.seed = 64, 8, 0.3, 0
+        app.switch_page("pages/train.py").run()
+        app.number_input(key="train_epochs").set_value(2).run()
+        app.button(key="train_start").click().run()
+        manager = job_manager()
+        assert manager.processes
+        job = manager.wait(app.session_state[app_state.JOB_ID], timeout=300)
+        assert job.status == jobs.COMPLETED, job.error
+        recorded = worker.read_json(job.run_dir / "status.json")["pid"]
+        assert recorded == job.pid and recorded != os.getpid(), "the run was trained by a worker process"
+        app.run()
+        assert any("Training completed" in message.value for message in app.success)
+        assert len(app.get("plotly_chart")) == 3, "the live charts come from the worker's events"
+    finally:
+        job_manager().close()
+        job_manager.clear()

@@ -34,6 +34,7 @@ import os
 import pickle
 import queue
 import secrets
+import select
 import signal
 import subprocess
 import sys
@@ -252,11 +253,13 @@ class JobManager:
             if job_id in self._jobs:
                 return self._jobs[job_id]
             job = self._load(folder)
-            if job is None:
-                return None
-            self._jobs[job_id] = job
-        if not job.finished:
-            self._follow_elsewhere(job)
+        if job is None:
+            return None
+        if job.finished:
+            with self._lock:
+                job = self._jobs.setdefault(job_id, job)
+        else:
+            self._adopt(job)
         return job
 
     def jobs(self, owner: str | None = None) -> list[Job]:
@@ -325,6 +328,22 @@ class JobManager:
         if warm is not None and warm.poll() is None:
             warm.kill()
             warm.wait(10)
+
+    def wait_warm(self, timeout: float = 300) -> bool:
+        """Block until the warm worker has imported TensorFlow (benchmarks measure a job from there).
+
+        Returns:
+            True when a warm worker is ready; False without one, or when it was not ready in ``timeout`` seconds.
+        """
+        with self._warm_lock:
+            warm = self._warm_worker
+        if warm is None or warm.poll() is not None:
+            return False
+        if getattr(warm, "tltools_ready", False):
+            return True
+        ready, _, _ = select.select([warm.stdout], [], [], timeout)
+        warm.tltools_ready = bool(ready) and warm.stdout.readline().strip() == b"ready"
+        return warm.tltools_ready
 
     def _work(self) -> None:
         while True:
@@ -406,7 +425,7 @@ class JobManager:
     def _spawn_warm(self) -> None:
         """Start a worker process that imports TensorFlow and the trainer, then waits for a job folder."""
         process = subprocess.Popen([sys.executable, "-m", "tltools.worker", "--warm"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_worker_env())
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_worker_env())
         with self._warm_lock:
             previous, self._warm_worker = self._warm_worker, process
         if previous is not None and previous.poll() is None:
@@ -518,9 +537,7 @@ class JobManager:
             job.error, job.metrics, job.auto = state.get("error"), state.get("metrics"), state.get("auto")
             job.run_dir = Path(state.get("run_dir") or job.run_dir)
             worker.EventTail(folder / worker.EVENTS_FILE, job.log).poll()
-            job.status = status
-        else:
-            job.status = RUNNING
+        job.status = status if status in (QUEUED, *FINISHED) else RUNNING
         return job
 
     def _follow_elsewhere(self, job: Job) -> None:
@@ -541,23 +558,29 @@ class JobManager:
             with self._lock:
                 job = self._load(folder)
             if job is not None:
-                found.append((job, state))
-        for job, state in sorted(found, key=lambda pair: pair[0].submitted_at):
-            claimed = (job.folder / worker.CLAIM_FILE).exists()
-            if state["status"] == QUEUED and not claimed:
+                found.append(job)
+        for job in sorted(found, key=lambda job: job.submitted_at):
+            self._adopt(job)
+
+    def _adopt(self, job: Job) -> None:
+        """Take on an unfinished job read from its folder: queue it when no one has started it, else follow it."""
+        with self._lock:
+            if job.job_id in self._jobs:
+                return
+            self._jobs[job.job_id] = job
+            if job.status == QUEUED and not (job.folder / worker.CLAIM_FILE).exists():
                 try:
-                    spec = pickle.loads((job.folder / worker.JOB_FILE).read_bytes())
-                except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
-                    self._jobs[job.job_id] = job
-                    self._end(job, {"status": FAILED, "error": f"the queued job could not be read back: {error}"})
-                    continue
-                job.dataset, job.status = spec["dataset"], QUEUED
-                self._jobs[job.job_id] = job
-                self._waiting.append(job.job_id)
+                    job.dataset = pickle.loads((job.folder / worker.JOB_FILE).read_bytes())["dataset"]
+                except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError) as error:
+                    job.error = f"the queued job could not be read back: {error}"
+                    self._record_end(job, {"status": FAILED})
+                    job.status = FAILED
+                    return
+                self._waiting.append(job.job_id)  # the claim file decides which server starts it
                 self._queue.put(job.job_id)
-            else:
-                self._jobs[job.job_id] = job
-                self._follow_elsewhere(job)
+                return
+            job.status = RUNNING
+        self._follow_elsewhere(job)
 
     def _prune(self) -> None:
         """Keep only the newest :data:`KEEP_FINISHED` finished jobs in memory (with processes they stay on disk)."""

@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         import tltools.training  # noqa: F401 - the import is the point: TensorFlow, Keras, the trainer
 
+        print("ready", flush=True)  # JobManager.wait_warm reads this
         line = sys.stdin.readline().strip()
         if not line:  # the server went away or no longer needs this worker
             return 0
