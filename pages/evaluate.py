@@ -100,8 +100,8 @@ def show_split(run: runs.RunInfo, split: str, metrics: dict) -> None:
 
 run = run_picker("evaluate_run", none_message="No run has a model yet: train one on the Train page.")
 if run.status != runs.COMPLETED:
-    st.caption(f"This run is **{run.status}**" + (f" ({run.error})" if run.error else "")
-               + ": its best checkpoint so far is evaluated.")
+    st.caption(f"This run is **{runs.STATUS_LABELS.get(run.status, run.status)}**"
+               + (f" ({run.error})" if run.error else "") + ", not completed: its best checkpoint so far is evaluated.")
 metrics = run.metrics
 if metrics is None:
     if run.status == runs.RUNNING:

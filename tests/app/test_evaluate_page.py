@@ -107,7 +107,8 @@ def test_an_interrupted_run_without_metrics_can_be_evaluated_now(run, copy_run):
     (killed / "metrics.json").unlink()
     write_json(killed / "status.json", {**read_json(killed / "status.json"), "status": "running", "pid": None})
     app = open_evaluate(killed)
-    assert "interrupted" in app.selectbox(key="evaluate_run").format_func(str(killed))
+    assert "⚠ interrupted" in app.selectbox(key="evaluate_run").format_func(str(killed))
+    assert any("⚠ interrupted" in caption.value and "not completed" in caption.value for caption in app.caption)
     assert not app.metric
     app.button(key="evaluate_now").click().run()
     assert not app.exception, app.exception
