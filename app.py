@@ -25,6 +25,7 @@ navigation = st.navigation(
     [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/folder_zip:"),
+        st.Page("pages/health.py", title="Data health", icon=":material/health_and_safety:"),
         st.Page("pages/model.py", title="Model", icon=":material/account_tree:"),
         st.Page("pages/train.py", title="Train", icon=":material/monitoring:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),

@@ -42,6 +42,13 @@ LR_FINDER_MADE_UNDER = "lr_finder_made_under"
 SELECTED_RUN = "selected_run"
 # A user's own uploaded .keras model file for the Predict page (a str path), or None.
 UPLOADED_MODEL = "uploaded_model"
+# The Data health page: the latest tltools.health.HealthReport (of DATASET), its map coordinates, the
+# reviewer's decisions ({relpath: (action, new label, reason)}) and the "Retrain with fixes" job
+# ({"job": id, "before": run folder}), each None or empty until made.
+HEALTH_REPORT = "health_report"
+HEALTH_MAP = "health_map"
+HEALTH_DECISIONS = "health_decisions"
+HEALTH_RETRAIN = "health_retrain"
 
 DEFAULTS = {
     SESSION_ID: lambda: uuid.uuid4().hex,
@@ -56,6 +63,10 @@ DEFAULTS = {
     LR_FINDER_MADE_UNDER: lambda: None,
     SELECTED_RUN: lambda: None,
     UPLOADED_MODEL: lambda: None,
+    HEALTH_REPORT: lambda: None,
+    HEALTH_MAP: lambda: None,
+    HEALTH_DECISIONS: dict,
+    HEALTH_RETRAIN: lambda: None,
 }
 
 # The query parameter that carries the job id, so a refreshed page reattaches to its run.

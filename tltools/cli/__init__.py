@@ -16,7 +16,7 @@ from tltools.errors import TLToolsError
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("inspect", "backbones", "predict", "train", "evaluate", "export", "lr-find", "runs", "clean", "bench",
-            "distill", "adapt", "bench-export")
+            "health", "distill", "adapt", "bench-export")
 
 EXIT_USAGE = 2
 

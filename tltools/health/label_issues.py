@@ -1,9 +1,12 @@
 """Likely label errors: out-of-fold predicted probabilities from k-fold heads on cached features, then confident learning.
 
 Every labelled image gets a predicted class distribution from a head that never
-saw it: the images are split into ``folds`` stratified folds, and for each fold a
-multinomial logistic regression (scikit-learn; on the L2-normalised backbone
-features, a few seconds for a thousand images) is fitted on the others. With
+saw it: the L2-normalised backbone features are reduced to :data:`PCA_DIMENSIONS`
+principal components (unsupervised, so no label leaks between folds), the images
+are split into ``folds`` stratified folds, and for each fold a multinomial
+logistic regression (scikit-learn) is fitted on the others: about a second for a
+thousand images, against tens of seconds on the full 1280 features with the same
+ranking on flowers12. With
 several feature views (e.g. mirrored images) a fold's head is fitted on every
 view of its training images and its probabilities averaged over the views of the
 held-out ones (test-time augmentation). cleanlab's confident learning
@@ -18,13 +21,15 @@ import warnings
 import numpy as np
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 # Inverse regularisation strength of the fold heads on L2-normalised features (measured on flowers12 and
 # clothing10 with flipped labels; see the README's Data health section).
-HEAD_C = 10.0
+HEAD_C = 3.0
 FOLDS = 5
+PCA_DIMENSIONS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +67,9 @@ def out_of_fold_probabilities(views: list[np.ndarray], labels: np.ndarray, *, fo
     classes = int(labels.max()) + 1
     smallest = np.bincount(labels, minlength=classes)
     splits = max(2, min(folds, int(smallest[smallest > 0].min())))
+    dimensions = min(PCA_DIMENSIONS, len(labels), views[0].shape[1])
+    reducer = PCA(n_components=dimensions, random_state=seed).fit(np.concatenate(views))
+    views = [reducer.transform(view) for view in views]
     probabilities = np.zeros((len(labels), classes), dtype=np.float64)
     folder = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
     for train, held_out in folder.split(views[0], labels):
@@ -89,7 +97,8 @@ def find_issues(labels: np.ndarray, probabilities: np.ndarray) -> list[LabelIssu
     labels = np.asarray(labels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        flagged = find_label_issues(labels, probabilities, return_indices_ranked_by="self_confidence")
+        flagged = find_label_issues(labels, probabilities, return_indices_ranked_by="self_confidence",
+                                    n_jobs=1)  # its default starts a process pool: slower than the work here
     scores = label_quality(labels, probabilities)
     return [LabelIssue(int(i), int(labels[i]), int(np.argmax(probabilities[i])), float(scores[i])) for i in flagged]
 

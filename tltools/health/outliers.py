@@ -6,7 +6,7 @@ L2-normalised features), whatever their class: a flower among flowers has close
 neighbours, a photo of a car or a grey frame has none. Copies of an image
 (exact or near duplicates) are not counted as its neighbours, so a pair of
 identical off-topic frames still stands out. Images whose score lies far above
-the others' (more than :data:`SPREAD` times the interquartile range above the
+the others' (Tukey's fence: more than :data:`SPREAD` times the interquartile range above the
 upper quartile) are reported, farthest first.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 NEIGHBOURS = 5
-SPREAD = 3.0
-# Cosine similarity above which a neighbour is a copy of the image, not a neighbour (see duplicates.NEAR_THRESHOLD).
+SPREAD = 1.5  # Tukey's fence
+# Cosine similarity above which a neighbour counts as a copy of the image, not a neighbour.
 _COPY = 0.95
 
 
