@@ -26,11 +26,22 @@ def app(pets) -> AppTest:
     return model_page(pets)
 
 
-def model_page(dataset) -> AppTest:
-    """The Model page of a new session with ``dataset`` loaded."""
+def model_page(dataset, **settings) -> AppTest:
+    """The Model page of a session with ``dataset`` loaded; unfreezing starts at "all" (the slider at its top)
+    unless ``settings`` say otherwise (a new session's default is the top two blocks)."""
     app = rerun(AppTest.from_file(APP, default_timeout=TIMEOUT))
     app.session_state[app_state.DATASET] = dataset
+    app.session_state[app_state.CONFIG] = TrainConfig(**{"unfreeze": "all", **settings})
     return rerun(app.switch_page("pages/model.py"))
+
+
+def test_a_new_session_unfreezes_the_top_two_blocks_by_default(pets):
+    app = rerun(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    app.session_state[app_state.DATASET] = pets
+    app = rerun(app.switch_page("pages/model.py"))
+    assert saved(app).unfreeze == "block:6"
+    assert app.radio(key=f"model_unfreeze_mode_{DEFAULT}").value == "by block"
+    assert app.select_slider(key=f"model_unfreeze_block_{DEFAULT}").value == "6"
 
 
 def rerun(target) -> AppTest:

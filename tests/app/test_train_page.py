@@ -54,7 +54,7 @@ def test_an_out_of_range_setting_is_one_error_line_and_the_config_keeps_its_last
     app.number_input(key="train_epochs").set_value(0).run()  # with no fine-tuning epochs either: nothing to train
     assert [error.value for error in app.error] == [
         "epochs and fine_tune_epochs are both 0; train for at least one epoch"]
-    assert app.session_state[app_state.CONFIG].epochs == 10
+    assert app.session_state[app_state.CONFIG].epochs == TrainConfig().epochs
 
 
 def test_fine_tuning_settings_default_to_a_tenth_of_the_learning_rate(colours):

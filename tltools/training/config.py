@@ -30,6 +30,13 @@ POOLINGS = Pooling.__args__
 CLASS_WEIGHTS = ClassWeights.__args__
 WEIGHTS_CHOICES = ("imagenet", "none")
 _RATE = {"ge": 1e-8, "le": 10.0}
+# What phase 2 unfreezes unless told: the backbone's top two blocks (resolved per backbone when the config is built).
+DEFAULT_UNFREEZE = "top-blocks:2"
+# Top weighted layers unfrozen by a top-blocks:K setting on a backbone without named blocks.
+LAYERS_PER_BLOCK = 10
+# Smallest fall of the validation cross-entropy that counts as an improvement for early stopping (and for
+# auto mode's trials): without it a head on easy data creeps on by 1e-5 an epoch up to the epoch cap.
+EARLY_STOPPING_MIN_DELTA = 1e-3
 
 
 class TrainConfig(SplitSettings):
@@ -48,7 +55,9 @@ class TrainConfig(SplitSettings):
     pooling: Pooling = Field("avg", description="pooling of the base's feature map")
     dense_units: int = Field(0, ge=0, le=65_536, description="units of an extra ReLU layer in the head; 0: none")
     dropout: float = Field(0.2, ge=0.0, le=0.95, description="dropout before the classifier; 0 turns it off")
-    epochs: int = Field(10, ge=0, le=10_000, description="phase-1 epochs: the new head trains on the frozen base")
+    epochs: int = Field(200, ge=0, le=10_000,
+                        description="at most this many phase-1 epochs (the new head on the frozen base); "
+                                    "early stopping ends it when validation stops improving")
     learning_rate: float = Field(1e-3, **_RATE, description="phase-1 learning rate")
     optimizer: Optimizer = Field("adam", description="optimizer (sgd uses momentum, adamw weight decay)")
     momentum: float = Field(0.9, ge=0.0, le=0.999, description="SGD momentum")
@@ -58,19 +67,22 @@ class TrainConfig(SplitSettings):
                                     description="augmentations applied to training batches")
     label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="cross-entropy label smoothing")
     class_weights: ClassWeights = Field("off", description="class weights: off, or balanced from the training split")
-    early_stopping_patience: int = Field(5, ge=0, le=10_000,
+    early_stopping_patience: int = Field(10, ge=0, le=10_000,
                                          description="epochs without val-loss improvement before stopping "
                                                      "(best weights restored); 0 turns early stopping off")
-    reduce_lr_patience: int = Field(0, ge=0, le=10_000,
+    reduce_lr_patience: int = Field(4, ge=0, le=10_000,
                                     description="epochs without improvement before the learning rate is "
                                                 "multiplied by reduce_lr_factor; 0 turns it off")
     reduce_lr_factor: float = Field(0.2, ge=0.01, le=0.99, description="factor of reduce-LR-on-plateau")
     fine_tune_epochs: int = Field(0, ge=0, le=10_000,
-                                  description="phase-2 epochs with part of the base unfrozen; 0 skips phase 2")
+                                  description="at most this many phase-2 epochs with part of the base unfrozen; "
+                                              "0 skips phase 2")
     fine_tune_learning_rate: float | None = Field(None, **_RATE,
                                                   description="phase-2 learning rate; unset: learning_rate / 10")
-    unfreeze: str = Field("all", description="what phase 2 unfreezes: all, none, the top N weighted base layers, "
-                                             "or block:N (from block N on)")
+    unfreeze: str = Field(DEFAULT_UNFREEZE,
+                          description="what phase 2 unfreezes: all, none, the top N weighted base layers, "
+                                      "block:N (from block N on) or top-blocks:K (the backbone's top K blocks; "
+                                      "the default, a safe start on small data)")
     train_batchnorm: bool = Field(False, description="also train BatchNorm layers in phase 2 (ruins their "
                                                      "statistics on small data)")
     tensorboard: bool = Field(False, description="also write TensorBoard logs into the run folder")
@@ -80,6 +92,16 @@ class TrainConfig(SplitSettings):
     @classmethod
     def _unfreeze_as_text(cls, value):
         return str(value).strip().lower() if isinstance(value, (int, str)) and not isinstance(value, bool) else value
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _unfreeze_resolved(cls, values):  # top-blocks:K (the default) becomes the backbone's own block:N
+        if isinstance(values, dict):
+            backbone = values.get("backbone", cls.model_fields["backbone"].default)
+            setting = values.get("unfreeze", DEFAULT_UNFREEZE)
+            if isinstance(backbone, str) and isinstance(setting, str):
+                values = {**values, "unfreeze": resolve_unfreeze(backbone, setting)}
+        return values
 
     @pydantic.field_validator("augment", mode="before")
     @classmethod
@@ -116,6 +138,7 @@ class TrainConfig(SplitSettings):
         problem = unfreeze_problem(self.backbone, self.unfreeze)
         if problem:
             raise ValueError(problem)
+        self.__dict__["unfreeze"] = resolve_unfreeze(self.backbone, self.unfreeze)  # also when set on its own
         return self
 
     @property
@@ -165,6 +188,27 @@ class TrainConfig(SplitSettings):
             raise TLToolsError(f"config file {path} is not valid JSON ({error})") from None
 
 
+def resolve_unfreeze(backbone: str, setting: str) -> str:
+    """Return ``setting`` with a ``top-blocks:K`` form replaced by what it means for ``backbone``.
+
+    ``top-blocks:K`` is ``block:N`` for the K-th block from the top of the registry's
+    block list (the first block when it has fewer), or the top ``K *`` :data:`LAYERS_PER_BLOCK`
+    weighted layers for a backbone without named blocks. Any other setting (and an
+    unknown backbone or a malformed K) is returned as it is, for validation to judge.
+    """
+    from tltools.backbones import list_backbones
+
+    text = setting.strip().lower()
+    count = text.removeprefix("top-blocks:")
+    specs = {spec.name: spec for spec in list_backbones()}
+    if text == count or not count.isdigit() or int(count) < 1 or backbone not in specs:
+        return setting
+    blocks = specs[backbone].blocks
+    if not blocks:
+        return str(int(count) * LAYERS_PER_BLOCK)
+    return f"block:{blocks[max(len(blocks) - int(count), 0)]}"
+
+
 def unfreeze_problem(backbone: str, setting: str) -> str | None:
     """Return why ``setting`` cannot be an unfreeze setting of ``backbone``, or None when it can.
 
@@ -173,6 +217,7 @@ def unfreeze_problem(backbone: str, setting: str) -> str | None:
     """
     from tltools.backbones import get_backbone
 
+    setting = resolve_unfreeze(backbone, setting)
     if setting in ("all", "none", "0"):
         return None
     spec = get_backbone(backbone)

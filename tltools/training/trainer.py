@@ -43,7 +43,7 @@ from tltools.model.io import load_model, save_model
 from tltools.prediction import predict_probabilities
 from tltools.training.callbacks import MONITOR, HistoryCSV, MetricsRecorder, StopRequest, ThrottledCheckpoint
 from tltools.training.class_weights import IMBALANCE_WARNING_RATIO, balanced_class_weights, imbalance_ratio
-from tltools.training.config import TrainConfig
+from tltools.training.config import EARLY_STOPPING_MIN_DELTA, TrainConfig
 from tltools.training.fast_path import CachedPhase, FastPaths
 from tltools.training.feature_cache import image_list_digest
 from tltools.training.lr_finder import LRFinderResult, find_learning_rate
@@ -439,7 +439,8 @@ def _standard_callbacks(config: TrainConfig, writer: runs.RunWriter) -> list[ker
     callbacks = [HistoryCSV(str(writer.path / "history.csv"), append=True)]
     if config.early_stopping_patience:  # the trainer restores the best weights itself, after every phase
         callbacks.append(keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min",
-                                                       patience=config.early_stopping_patience))
+                                                       patience=config.early_stopping_patience,
+                                                       min_delta=EARLY_STOPPING_MIN_DELTA))
     if config.reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=MONITOR, mode="min", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
