@@ -10,7 +10,7 @@ import pytest
 from tests.factories import colour_images, write_tree
 from tltools.auto import AUTO_FILE, TRIALS_FILE, SearchSpace, candidates, run_auto
 from tltools.data import load_dataset
-from tltools.training import TrainConfig, train
+from tltools.training import StopRequest, TrainConfig, train
 from tltools.training.feature_cache import image_table
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,8 @@ HARD = {"a": (128, 118, 118), "b": (118, 128, 118), "c": (118, 118, 128)}
 
 
 def _config(**overrides):
-    settings = dict(image_size=64, batch_size=8, val_fraction=0.3, seed=0)
+    # A short default schedule (the plain default is up to 200 epochs) keeps trial 0 and the final run quick.
+    settings = dict(image_size=64, batch_size=8, val_fraction=0.3, seed=0, epochs=10, early_stopping_patience=5)
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -106,9 +107,22 @@ def test_auto_is_not_worse_on_validation_than_the_plain_default_even_when_every_
     hopeless = SearchSpace(learning_rate=(1e-7, 2e-6), optimizers=("sgd",), dense_units=(0,), class_weights=("off",))
 
     default = train(config, dataset, runs_root=tmp_path / "runs")
-    auto = run_auto(dataset, time_budget_s=45, base_config=config, backbones=["efficientnet_lite0"], max_trials=2,
+    # max_trials ends the search, not the budget: the outcome is the same on a busy machine.
+    auto = run_auto(dataset, time_budget_s=600, base_config=config, backbones=["efficientnet_lite0"], max_trials=2,
                     fine_tune=False, space=hopeless, runs_root=tmp_path / "runs")
 
     assert auto.result.metrics["val"]["accuracy"] >= default.metrics["val"]["accuracy"]
     assert [record.params["optimizer"] for record in auto.trials] == ["adam", "sgd"]
     assert auto.chosen.number == 0
+
+
+def test_a_stop_request_ends_the_search_and_still_leaves_an_ordinary_run(colours, tmp_path):
+    stop = StopRequest()
+    stop.stop()  # asked for before the search starts: the default's trial runs (it is the floor), nothing more
+    auto = run_auto(colours, time_budget_s=600, base_config=_config(), backbones=["efficientnet_lite0"],
+                    stop=stop, runs_root=tmp_path)
+
+    assert [record.number for record in auto.trials] == [0]
+    assert auto.run.status in ("completed", "stopped") and (auto.run.path / "model.keras").is_file()
+    assert auto.summary["fine_tuning"].startswith("not tried")
+    assert auto.config.fine_tune_epochs == 0

@@ -20,8 +20,8 @@ the final run included):
    ``trials.csv`` and ``auto.json`` beside them (:mod:`tltools.auto.report`).
 4. **Fine-tuning, when it pays**: when the budget leaves room for it (its cost is
    estimated from the measured pass over the images), the head run is continued
-   with the top block of the base unfrozen at a tenth of the learning rate
-   (BatchNorm stays frozen); the fine-tuned run is kept only if its validation
+   with the top two blocks of the base unfrozen at a tenth of the learning rate,
+   decaying on plateaus (BatchNorm stays frozen); the fine-tuned run is kept only if its validation
    accuracy is higher, and ``auto.json`` says which way it went.
 
 The same data, budget, seed and trial count give the same choice; when the
@@ -45,6 +45,7 @@ from tltools.data.dataset import Dataset
 from tltools.data.split import SPLITS
 from tltools.errors import TLToolsError
 from tltools.training import StopRequest, TrainConfig, TrainResult, train
+from tltools.training.config import DEFAULT_UNFREEZE, resolve_unfreeze
 from tltools.training.feature_cache import image_table
 
 __all__ = ["AUTO_FILE", "TRIALS_FILE", "AutoResult", "Deadline", "SearchSpace", "TrialRecord", "describe",
@@ -116,6 +117,7 @@ def run_auto(
     max_trials: int = 200,
     fine_tune: bool = True,
     space: SearchSpace | None = None,
+    stop: StopRequest | None = None,
     log=None,
     clock=time.monotonic,
 ) -> AutoResult:
@@ -136,6 +138,9 @@ def run_auto(
             budget allows it, and keep it only if validation accuracy improves.
         space: The ranges of the head search (default :class:`SearchSpace`); always widened to
             include the base config's values.
+        stop: Optional :class:`tltools.training.StopRequest`: once it is requested, no further trial starts
+            (one already running ends at its next epoch check only through the budget), the best trial so far
+            is trained and stopped at once, keeping its best epoch, and fine-tuning is not tried.
         log: Optional ``callable(line)`` told each step.
         clock: Monotonic time source shared by every deadline check.
 
@@ -162,7 +167,8 @@ def run_auto(
     if base.backbone in wanted:  # the base config's backbone first among those equally available
         wanted = [base.backbone, *[name for name in wanted if name != base.backbone]]
     epoch_seconds = _trainer_epoch_seconds(len(split.split("train")), base.batch_size)
-    least = DEFAULT_BUILD_S * 1.5 + (base.epochs + 1) * epoch_seconds + FINAL_OVERHEAD_S  # trial 0 + the default run
+    default_epochs = _expected_epochs(base)  # the default's epochs until early stopping, before trial 0 says
+    least = DEFAULT_BUILD_S * 1.5 + (default_epochs + 1) * epoch_seconds + FINAL_OVERHEAD_S  # trial 0 + its run
     got, skipped = extract_candidates(
         split, deadline, backbones=wanted, weights=base.weights, image_size=base.image_size, pooling=base.pooling,
         batch_size=base.batch_size, keep=max(SEARCH_SHARE * deadline.seconds, least), min_keep=least,
@@ -194,10 +200,15 @@ def run_auto(
         scored = [record for record in records if record.score is not None and record.epochs]
         epoch = max((record.seconds / record.epochs for record in scored), default=0.0)
         searched = [record.epochs / search.kfold for record in scored if record.number > 0]
-        epochs = base.epochs if default_only else max([base.epochs, *(searched or [EXPECTED_EPOCHS])])
+        own = [record.epochs / search.kfold for record in scored if record.number == 0]
+        default_run = max(own) if own else default_epochs
+        epochs = default_run if default_only else max([default_run, *(searched or [EXPECTED_EPOCHS])])
         return 1.5 * slowest_build + epochs * max(epoch_seconds, 3 * epoch) + FINAL_OVERHEAD_S + tuning
 
     while len(search.records) < max_trials:
+        if stop is not None and stop.requested and search.records:
+            say("stop requested: the search ends here and the best trial so far is trained")
+            break
         if not search.records:  # the default's trial always runs to its end: it is the floor of the choice
             reserve, stop_at = final_reserve([], default_only=True), None
         else:
@@ -220,14 +231,17 @@ def run_auto(
     config = _final_config(base, chosen, by_name[chosen.params["backbone"]])
     say(f"chosen: {reason}")
     started = clock()
-    result = _train_within(config, dataset, deadline, runs_root,
-                           least=1.5 * slowest_build + base.epochs * epoch_seconds)
+    default_run_epochs = default_record.epochs / search.kfold if default_record.epochs else default_epochs
+    result = _train_within(config, dataset, deadline, runs_root, user_stop=stop,
+                           least=1.5 * slowest_build + (default_run_epochs + 1) * epoch_seconds)
     say(f"final run: {result.run.status} after {result.metrics['epochs_run']} epochs in {clock() - started:.1f} s "
         f"(reserved {final_reserve(search.records, default_only=chosen.number == 0):.1f} s)")
     head_config = config
-    if tuning:
+    if tuning and stop is not None and stop.requested:
+        tuning_note = "not tried: stop requested"
+    elif tuning:
         result, config, tuning_note = _try_fine_tuning(result, config, by_name[config.backbone], dataset,
-                                                       deadline, runs_root, say)
+                                                       deadline, runs_root, say, stop)
         if config is not head_config:
             reason += f"; {tuning_note}"
     val_accuracy = result.metrics["val"]["accuracy"]
@@ -267,8 +281,13 @@ def _fine_tune_seconds(got: list[BackboneFeatures], train_images: int, images: i
 
 
 def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneFeatures, dataset: Dataset,
-                     deadline: Deadline, runs_root, say) -> tuple[TrainResult, TrainConfig, str]:
-    """Continue the head run with the top block of its base unfrozen; keep whichever is better on validation.
+                     deadline: Deadline, runs_root, say, stop=None) -> tuple[TrainResult, TrainConfig, str]:
+    """Continue the head run with the top blocks of its base unfrozen; keep whichever is better on validation.
+
+    What is unfrozen is the config's default (:data:`tltools.training.config.DEFAULT_UNFREEZE`, the top two
+    blocks), at a tenth of the head's learning rate, decaying on plateaus (reduce-LR-on-plateau), with
+    BatchNorm frozen; the frozen part's activations are cached by the trainer, so an epoch runs only the
+    unfrozen blocks.
 
     Returns:
         The run to keep, its settings, and one line saying what fine-tuning did.
@@ -277,21 +296,32 @@ def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneF
     if not blocks:
         return head, config, f"not tried: {features.backbone} has no named blocks to unfreeze"
     before = head.metrics["val"]["accuracy"]
-    tuned_config = _replace(config, epochs=0, fine_tune_epochs=FINE_TUNE_EPOCHS, unfreeze=f"block:{blocks[-1]}",
+    unfreeze = resolve_unfreeze(features.backbone, DEFAULT_UNFREEZE)
+    tuned_config = _replace(config, epochs=0, fine_tune_epochs=FINE_TUNE_EPOCHS, unfreeze=unfreeze,
                             fine_tune_learning_rate=config.learning_rate / 10,
-                            early_stopping_patience=FINE_TUNE_PATIENCE)
+                            early_stopping_patience=FINE_TUNE_PATIENCE, reduce_lr_patience=2)
+    first = unfreeze.removeprefix("block:")
     started = deadline.now()
     try:
-        tuned = _train_within(tuned_config, dataset, deadline, runs_root, least=0.0, from_run=head.run.path)
+        tuned = _train_within(tuned_config, dataset, deadline, runs_root, least=0.0, from_run=head.run.path,
+                              user_stop=stop)
     except TLToolsError as error:
         return head, config, f"tried and failed ({error}); the head-only run is kept"
     after = tuned.metrics["val"]["accuracy"]
-    say(f"fine-tuning block {blocks[-1]}: val accuracy {before:.3f} -> {after:.3f} in {deadline.now() - started:.1f} s")
+    say(f"fine-tuning from block {first}: val accuracy {before:.3f} -> {after:.3f} in {deadline.now() - started:.1f} s")
     if after > before:
-        return tuned, tuned_config, (f"fine-tuning from block {blocks[-1]} improved validation accuracy "
+        return tuned, tuned_config, (f"fine-tuning from block {first} improved validation accuracy "
                                      f"{before:.3f} → {after:.3f} (head-only run: {head.run.path.name})")
-    return head, config, (f"fine-tuning from block {blocks[-1]} did not improve validation accuracy "
+    return head, config, (f"fine-tuning from block {first} did not improve validation accuracy "
                           f"({before:.3f} → {after:.3f}, run {tuned.run.path.name}); the head-only run is kept")
+
+
+def _expected_epochs(config: TrainConfig) -> int:
+    """Return the phase-1 epochs ``config`` is expected to train: its cap without early stopping, else
+    at most :data:`EXPECTED_EPOCHS` plus the patience (a head on cached features converges in tens of epochs)."""
+    if not config.early_stopping_patience:
+        return config.epochs
+    return min(config.epochs, EXPECTED_EPOCHS + config.early_stopping_patience)
 
 
 def _trainer_epoch_seconds(train_images: int, batch_size: int) -> float:
@@ -351,7 +381,7 @@ def _final_config(base: TrainConfig, chosen: TrialRecord, features: BackboneFeat
 
 
 def _train_within(config: TrainConfig, dataset: Dataset, deadline: Deadline, runs_root, *,
-                  least: float, from_run=None) -> TrainResult:
+                  least: float, from_run=None, user_stop: StopRequest | None = None) -> TrainResult:
     """Train ``config``, asking the run to stop (keeping its best epoch) when the budget is nearly spent.
 
     The run gets at least ``least`` seconds (what the default settings need), budget or not:
@@ -361,7 +391,17 @@ def _train_within(config: TrainConfig, dataset: Dataset, deadline: Deadline, run
     timer = threading.Timer(max(deadline.remaining - FINAL_OVERHEAD_S / 2, least), stop.stop)
     timer.daemon = True
     timer.start()
+    done = threading.Event()
+    if user_stop is not None:  # the user's stop ends this run too (the budget's timer must not mark it as theirs)
+        def relay():
+            while not done.wait(0.2):
+                if user_stop.requested:
+                    stop.stop()
+                    return
+
+        threading.Thread(target=relay, daemon=True).start()
     try:
         return train(config, dataset, stop=stop, runs_root=runs_root, from_run=from_run)
     finally:
+        done.set()
         timer.cancel()

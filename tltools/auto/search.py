@@ -30,6 +30,7 @@ import tensorflow as tf
 from sklearn.model_selection import StratifiedKFold
 
 from tltools.training.class_weights import balanced_class_weights
+from tltools.training.config import EARLY_STOPPING_MIN_DELTA
 from tltools.training.optimizers import make_optimizer
 
 # Parameters a trial sets, in the order trials.csv lists them.
@@ -251,6 +252,7 @@ class _Watch(keras.callbacks.Callback):
         self.x_val, self.y_val = x_val, y_val
         self.patience, self.on_epoch, self.stop_at, self.clock = patience, on_epoch, stop_at, clock
         self.best_cross_entropy, self.best_accuracy = math.inf, 0.0
+        self.reference = math.inf
         self.waited = self.epochs = 0
         self.out_of_time = False
 
@@ -259,9 +261,11 @@ class _Watch(keras.callbacks.Callback):
         probabilities = keras.ops.convert_to_numpy(self.model(self.x_val, training=False)).astype(np.float64)
         picked = probabilities[np.arange(len(self.y_val)), self.y_val]
         cross_entropy = float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
-        if np.isfinite(cross_entropy) and cross_entropy < self.best_cross_entropy:
-            self.best_cross_entropy, self.waited = cross_entropy, 0
+        if np.isfinite(cross_entropy) and cross_entropy < self.best_cross_entropy:  # the epoch a checkpoint keeps
+            self.best_cross_entropy = cross_entropy
             self.best_accuracy = float(np.mean(probabilities.argmax(axis=1) == self.y_val))
+        if np.isfinite(cross_entropy) and cross_entropy < self.reference - EARLY_STOPPING_MIN_DELTA:
+            self.reference, self.waited = cross_entropy, 0  # patience counts as the trainer's early stopping does
         else:
             self.waited += 1
             if self.patience and self.waited >= self.patience:
