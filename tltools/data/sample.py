@@ -21,6 +21,10 @@ from tltools import paths
 FOLDER_NAME = "sample-digits"
 PER_CLASS = 40
 SIZE = 32
+# Auto mode's time budget for the sample on the path the Home page offers ("Find the best model").
+RECOMMENDED_TIME_BUDGET_S = 180.0
+# Phase-2 epochs of the manual path: a converged head, then a short fine-tune of the top blocks.
+RECOMMENDED_FINE_TUNE_EPOCHS = 10
 _README = """Handwritten digits 0-9, {per_class} per class, {size}x{size} greyscale PNG (upscaled from 8x8).
 
 Source: scikit-learn's sklearn.datasets.load_digits, a copy of the test set of the UCI ML
@@ -73,3 +77,33 @@ def _write_digits(folder: Path) -> None:
                 folder / str(digit) / f"{number:03d}.png"
             )
     (folder / "README.txt").write_text(_README.format(per_class=PER_CLASS, size=SIZE), encoding="utf-8")
+
+
+def describe_sample() -> str:
+    """Return, in plain words, what the sample is, why a frozen ImageNet base alone does poorly on it, and
+    what reaches a good accuracy (the Home page shows it; the README's Accuracy section has the figures)."""
+    return (f"Handwritten digits 0-9, {PER_CLASS} of each: tiny 8×8-pixel scans (upscaled to {SIZE} px), far "
+            f"from the photos the backbones learned from on ImageNet. A head on the frozen base alone stays "
+            f"well short of what the data allows (about 0.8 validation accuracy); fine-tuning the top blocks "
+            f"of the base lifts it above 0.9. 'Find the best model' with a {RECOMMENDED_TIME_BUDGET_S / 60:.0f}-"
+            f"minute budget (python -m tltools train DATA --auto --time-budget "
+            f"{RECOMMENDED_TIME_BUDGET_S:.0f}) decides that on its own; by hand, set fine-tuning epochs to "
+            f"{RECOMMENDED_FINE_TUNE_EPOCHS}.")
+
+
+def recommended_config(**overrides):
+    """Return the manual settings that suit the sample: the defaults (a head trained until validation stops
+    improving) plus :data:`RECOMMENDED_FINE_TUNE_EPOCHS` epochs of fine-tuning the top two blocks.
+
+    Args:
+        overrides: Other :class:`tltools.training.TrainConfig` fields to set.
+
+    Returns:
+        The :class:`tltools.training.TrainConfig`.
+
+    Raises:
+        TLToolsError: An override is out of range.
+    """
+    from tltools.training import TrainConfig
+
+    return TrainConfig(**{"fine_tune_epochs": RECOMMENDED_FINE_TUNE_EPOCHS, **overrides})
