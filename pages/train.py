@@ -247,6 +247,9 @@ def show_trials(trials: list[dict], key: str) -> None:
                  column_config={"validation accuracy": st.column_config.NumberColumn(format="%.3f")})
 
 
+STATUS_AT_RUN = job.status if job is not None else None  # the sidebar shows it; a change reruns the page
+
+
 @st.fragment(run_every=REFRESH_SECONDS if busy else None)
 def live_progress() -> None:
     """Redraw progress and charts from the job's log; rerun the page once the job ends."""
@@ -297,7 +300,7 @@ def live_progress() -> None:
         st.plotly_chart(batch_loss_figure(state["batches"]), key="train_batch_chart")
     if job.finished and job.metrics is not None:
         st.page_link("pages/evaluate.py", label="Next: evaluate this model", icon=":material/arrow_forward:")
-    if busy and job.finished:
+    if busy and job.status != STATUS_AT_RUN:  # started, or ended: the sidebar and the buttons follow
         st.rerun(scope="app")
 
 

@@ -26,11 +26,12 @@ def test_before_the_first_epoch_it_says_what_it_is_doing_not_epoch_0_of_0():
 def test_fine_tuning_counts_its_own_epochs_and_times_them_apart_from_the_head_epochs():
     head = [{"epoch": e, "phase": 1, "seconds": 0.1} for e in range(1, 6)]  # 5 fast head epochs (cached features)
     tuned = [{"epoch": 6, "phase": 2, "seconds": 4.0}]
-    now = state(phase=2, phase_name="fine-tuning (unfreeze 30)", total_epochs=8, epoch=7, phase_epoch=2,
+    now = state(phase=2, phase_name="fine-tuning (unfreeze 30)", total_epochs=203, epoch=7, phase_epoch=2,
                 phase_epochs=3, steps_per_epoch=10, step=5, epochs=head + tuned, epoch_started_at=98.0)
     assert now["eta"] == pytest.approx((3 - 1 - 0.5) * 4.0)  # from phase 2's own epoch time, not the mean of all
     done, text = progress_text(now, 2)
     assert text.startswith("Phase 2 of 2, fine-tuning (unfreeze 30): epoch 2 of at most 3")
+    # Phase 1 stopped early after 5 of its 200 epochs: overall, at most 5 + 3 epochs are left to count.
     assert "about 6 s left in this phase" in text and "overall epoch 7 of at most 8" in text
     assert done == pytest.approx(6.5 / 8)
 

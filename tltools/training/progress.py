@@ -131,12 +131,16 @@ def progress_text(state: dict, phases: int) -> tuple[float, str]:
     if not state["phase"] or not state["phase_epoch"]:  # decoding, computing features, building
         return 0.0, f"{state['phase_name'].capitalize()}… ({elapsed} so far)"
     in_epoch = min(state["step"] / state["steps_per_epoch"], 1.0) if state["steps_per_epoch"] else 0.0
-    total = max(state["total_epochs"], 1)
+    earlier = sum(1 for epoch in state["epochs"] if epoch.get("phase", state["phase"]) < state["phase"])
+    # In the last phase the cap is what earlier phases ran (early stopping may have ended them sooner)
+    # plus this phase's cap; before it, the caps of all phases.
+    total = earlier + state["phase_epochs"] if state["phase"] >= phases else state["total_epochs"]
+    total = max(total, state["epoch"], 1)
     done = min((len(state["epochs"]) + in_epoch) / total, 1.0)
     eta = state.get("eta")
     left = "" if eta is None else f", about {_duration(eta)} left in this phase"
     rate = f", learning rate {state['learning_rate']:.1e}" if state.get("learning_rate") else ""
     head = f"Phase {state['phase']} of {phases}, " if phases > 1 else ""
     text = (f"{head}{state['phase_name']}: epoch {state['phase_epoch']} of at most {state['phase_epochs']}"
-            f"{rate}{left} · overall epoch {state['epoch']} of at most {state['total_epochs']}, {elapsed} so far")
+            f"{rate}{left} · overall epoch {state['epoch']} of at most {total}, {elapsed} so far")
     return done, text
