@@ -41,3 +41,12 @@ def test_loads_as_a_ten_class_dataset_with_its_readme_as_documentation():
     assert set(report["classes"].values()) == {PER_CLASS}
     assert report["skipped"] == []
     assert dataset.documentation == ["README.txt"]
+
+
+def test_the_sample_says_what_it_is_and_what_reaches_a_good_accuracy_on_it():
+    from tltools.data.sample import RECOMMENDED_TIME_BUDGET_S, describe_sample, recommended_config
+
+    text = describe_sample()
+    assert "8×8" in text and "ImageNet" in text and f"--time-budget {RECOMMENDED_TIME_BUDGET_S:.0f}" in text
+    config = recommended_config(seed=3)
+    assert config.fine_tune_epochs > 0 and config.unfreeze == "block:6" and config.seed == 3
