@@ -107,6 +107,8 @@ def test_an_earlier_upload_can_be_loaded_again_in_a_new_session():
     app.selectbox(key="dataset_earlier").select_index(0)
     app.button(key="dataset_load_earlier").click().run()
     assert app.session_state["dataset"].classes == ["blue", "red"]
+    # Loaded from its extracted folder, it is still named as the user uploaded it, never by a server path.
+    assert "/" in app.session_state["dataset"].source and app.subheader[0].value == "colours.zip"
 
 
 def test_a_failed_upload_after_a_good_one_shows_only_the_error_and_which_dataset_is_still_loaded():
