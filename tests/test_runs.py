@@ -53,6 +53,7 @@ def add_image(data, name="red/new.png"):
     write_tree(data, {name: colour_images({"red": COLOURS["red"]}, 1, seed=99)["red/0.png"]})
 
 
+@pytest.mark.slow
 def test_splits_csv_lists_every_image_with_its_split_and_content_hash(trained):
     rows = pd.read_csv(trained.path / "splits.csv", dtype=str, keep_default_na=False)
     assert list(rows.columns) == ["relpath", "label", "split", "sha1"] and len(rows) == 40
@@ -60,6 +61,7 @@ def test_splits_csv_lists_every_image_with_its_split_and_content_hash(trained):
     assert all(hashlib.sha1((root / row.relpath).read_bytes()).hexdigest() == row.sha1 for row in rows.itertuples())
 
 
+@pytest.mark.slow
 def test_an_image_added_since_training_leaves_the_runs_split_exactly_as_recorded(run_copy, capsys):
     run, data = run_copy
     before = recorded(run)
@@ -104,6 +106,7 @@ def test_a_run_from_before_hashes_were_listed_keeps_its_split_and_notices_change
         runs.load_run_dataset(run)
 
 
+@pytest.mark.slow
 def test_a_run_needs_data_only_when_its_images_are_gone_and_then_evaluates_the_data_given(run_copy, capsys):
     run, data = run_copy
     moved = shutil.move(data, data.with_name("moved"))

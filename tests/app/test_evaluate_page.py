@@ -61,6 +61,7 @@ def heatmap(app: AppTest, index: int = 0) -> np.ndarray:
     return np.asarray(z, dtype=float)
 
 
+@pytest.mark.slow
 def test_shows_the_runs_metrics_and_charts_for_val_and_test(run):
     app = open_evaluate(run.path)
     assert app.selectbox(key="evaluate_run").value == str(run.path)

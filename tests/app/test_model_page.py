@@ -185,6 +185,7 @@ def test_a_fitting_weights_file_is_kept_and_becomes_the_starting_weights(app, tm
     assert not app.error and len(app.success) == 1
 
 
+@pytest.mark.slow
 def test_another_sessions_weights_file_of_the_same_name_does_not_replace_this_ones(app, pets, tmp_path):
     rerun(app.radio(key="model_weights_source").set_value("file"))
     mine = weights_file(tmp_path, DEFAULT)
@@ -199,6 +200,7 @@ def test_another_sessions_weights_file_of_the_same_name_does_not_replace_this_on
     assert Path(saved(app).weights).read_bytes() == mine and Path(saved(other).weights).read_bytes() == theirs
 
 
+@pytest.mark.slow
 def test_a_weights_file_of_another_backbone_gets_one_clear_error_line(app, tmp_path):
     rerun(app.radio(key="model_weights_source").set_value("file"))
     content = weights_file(tmp_path, "mobilenet_v3_small")

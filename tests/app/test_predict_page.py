@@ -42,6 +42,7 @@ def use_own_model(app: AppTest, name: str, content: bytes) -> AppTest:
     return app
 
 
+@pytest.mark.slow
 def test_a_red_image_is_predicted_red_with_a_chart_and_a_csv(run):
     app = upload_images(open_predict(run), ("red.png", RED, "image/png"))
     table = app.dataframe[0].value
@@ -97,6 +98,7 @@ def test_an_unreadable_file_is_named_in_plain_words(run):
     assert "not a picture in a format this app reads" in app.error[0].value
 
 
+@pytest.mark.slow
 def test_an_uploaded_model_file_predicts_like_its_run(run):
     app = use_own_model(open_predict(run), "my colours.keras", run.model_path.read_bytes())
     assert not app.error

@@ -53,6 +53,7 @@ def keys(app: AppTest, kind: str) -> set[str]:
     return {widget.key for widget in app.get(kind)}
 
 
+@pytest.mark.slow
 def test_lists_every_run_and_overlays_the_chosen_ones(run):
     app = open_runs(run.path)
     table = app.dataframe[0].value
@@ -82,6 +83,7 @@ def test_a_keras_export_is_built_once_then_offered_for_download(run):
     assert exported.stat().st_mtime_ns == built
 
 
+@pytest.mark.slow
 def test_an_export_made_with_the_cli_is_the_one_the_page_offers(copy_run, capsys):
     other = copy_run("cli-export")
     assert tltools.cli.main(["export", str(other), "--format", "h5"]) == 0

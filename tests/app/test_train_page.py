@@ -136,6 +136,7 @@ def test_a_link_to_a_finished_job_reads_its_data_back_from_the_run(colours):
         colours.with_splits(val_fraction=0.3, test_fraction=0.0, seed=0).split("val")["relpath"])
 
 
+@pytest.mark.slow
 def test_lr_finder_plots_and_use_suggested_moves_the_slider(colours):
     app = train_page(colours)
     app.button(key="train_lr_find").click().run()
@@ -168,6 +169,7 @@ def test_page_reruns_leave_the_keras_session_alone(colours, monkeypatch):
     assert calls == []
 
 
+@pytest.mark.slow
 def test_a_stopped_run_is_not_shown_as_completed(colours):
     from tests.waiting import wait_until
     from tltools.streamlit_bridge import job_manager

@@ -73,6 +73,7 @@ def count_conversions(monkeypatch) -> list:
     return calls
 
 
+@pytest.mark.slow
 def test_imagenet_logits_match_independent_torch_reference(lite0_logits_model):
     golden = np.load(GOLDEN)
 
@@ -194,6 +195,7 @@ def test_layers_are_named_like_keras_efficientnet():
     assert blocks_per_stage == [1, 2, 2, 3, 3, 4, 1]
 
 
+@pytest.mark.slow
 def test_saved_model_loads_with_plain_keras(tmp_path):
     model = efficientnet_lite(0, include_top=False, weights=None, input_shape=(64, 64, 3))
     path = tmp_path / "backbone.keras"
@@ -219,6 +221,7 @@ def test_lite1_and_lite2_build_at_their_own_size(variant, blocks, params):
 
 
 @pytest.mark.parametrize("variant", [1, 2])
+@pytest.mark.slow
 def test_lite1_and_lite2_load_imagenet_weights(variant):
     package = checkpoint_package(variant)
     if importlib.util.find_spec(package.replace("-", "_")) is None:

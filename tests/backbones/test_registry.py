@@ -129,6 +129,7 @@ def test_headless_backbone_ends_in_the_feature_map():
     assert base.output_shape == (None, 3, 3, 1280)
 
 
+@pytest.mark.slow
 def test_backbone_with_top_returns_1000_imagenet_probabilities():
     model = create_backbone("efficientnet_lite0", weights="none", input_size=96, include_top=True)
 
@@ -168,6 +169,7 @@ def test_inception_needs_at_least_75_pixels():
         create_backbone("inception_v3", weights="none", input_size=64)
 
 
+@pytest.mark.slow
 def test_weights_file_is_loaded_into_the_base(lite0_random_file):
     path, saved = lite0_random_file
 
@@ -176,6 +178,7 @@ def test_weights_file_is_loaded_into_the_base(lite0_random_file):
     assert all(np.array_equal(w.numpy(), s) for w, s in zip(base.weights, saved, strict=True))
 
 
+@pytest.mark.slow
 def test_keras2_h5_weights_file_is_loaded_too(lite0_random_file, tmp_path):
     _, saved = lite0_random_file
     source = create_backbone("efficientnet_lite0", weights="none", input_size=96)

@@ -39,6 +39,7 @@ def evaluate(capsys, *arguments):
     return status, out, err
 
 
+@pytest.mark.slow
 def test_json_reuses_the_runs_split(capsys, run_folder, data):
     status, out, _ = evaluate(capsys, run_folder, data, "--json")
     assert status == 0
@@ -67,6 +68,7 @@ def test_one_split(capsys, run_folder, data):
     assert status == 0 and result["val"] is None and result["test"]["num_images"] > 0
 
 
+@pytest.mark.slow
 def test_text_summary(capsys, run_folder, data):
     status, out, _ = evaluate(capsys, run_folder, data, "--batch-size", "4")
     assert status == 0

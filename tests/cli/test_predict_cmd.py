@@ -94,6 +94,7 @@ def test_readable_output_names_each_image_and_its_classes(capsys, photos):
     assert len(lines) == 3
 
 
+@pytest.mark.slow
 def test_other_input_sizes_work_for_the_lite_head(capsys, photos):
     (cat,) = predict_json(capsys, "--backbone", "efficientnet_lite0", "--image-size", "192", photos["chelsea"])
 

@@ -75,6 +75,7 @@ def dominant_colour():
     return model
 
 
+@pytest.mark.slow
 def test_known_answers_of_a_constant_model(always_ant, dataset):
     metrics = evaluate_split(always_ant, CLASSES, dataset, "val")
     counts = dataset.class_counts("val")

@@ -122,6 +122,7 @@ def test_jet_colour_map_ends():
     np.testing.assert_allclose(jet(np.array([0.0, 1.0])), [[0.0, 0.0, 0.5], [0.5, 0.0, 0.0]])
 
 
+@pytest.mark.slow
 def test_transfer_model_heatmap_is_the_positive_channel_sum(transfer, photo):
     # With class 0 weighting every channel by 1, Grad-CAM is the feature map summed over channels.
     features = transfer.get_layer("base")(transfer.get_layer("preprocess_lite")(photo[None].astype("float32")))

@@ -32,6 +32,7 @@ def test_time_call_counts_warmup_apart():
     assert 0 <= median <= p90
 
 
+@pytest.mark.slow
 def test_unknown_format_and_bad_repeats_are_refused(tmp_path):
     with pytest.raises(TLToolsError, match="cannot time the format 'h5'"):
         measure_run_latency(tmp_path, ("h5",))

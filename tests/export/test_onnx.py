@@ -43,6 +43,7 @@ def test_run_onnx_export_is_kept_in_exports_with_sidecar(run):
     assert result.check["top1_agreement"] == 1.0
 
 
+@pytest.mark.slow
 def test_failed_conversion_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs)))

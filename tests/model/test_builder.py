@@ -162,6 +162,7 @@ def test_head_options_shape_the_head():
     assert model.get_layer("head_dropout").rate == 0.5
 
 
+@pytest.mark.slow
 def test_max_pooling_and_no_dropout():
     model = build_model("efficientnet_lite0", 2, weights="none", input_size=64, pooling="max", dropout=0)
 
@@ -218,6 +219,7 @@ def test_frozen_and_unfrozen_base_compute_the_same_features_in_training_mode(spe
 
 
 @pytest.mark.parametrize("backbone", ["efficientnet_lite0", "mobilenet_v2"])
+@pytest.mark.slow
 def test_a_seed_builds_the_same_random_model_whatever_was_drawn_before(backbone):
     import random
 

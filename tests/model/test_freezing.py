@@ -41,6 +41,7 @@ def is_batchnorm(layer):
     return isinstance(layer, keras.layers.BatchNormalization)
 
 
+@pytest.mark.slow
 def test_new_model_trains_only_its_head(model):
     assert trainable_base_layers(model) == []
     assert parameter_totals(model) == {"trainable": HEAD_PARAMS, "frozen": get_backbone("efficientnet_lite0").params}

@@ -78,6 +78,7 @@ def test_a_run_folder_loads_its_model_keras(model, tmp_path):
     assert class_names == CLASSES
 
 
+@pytest.mark.slow
 def test_saving_replaces_an_existing_file_and_leaves_no_temporary_files(model, tmp_path):
     path = tmp_path / "flowers.keras"
     save_model(model, path, CLASSES)

@@ -39,6 +39,7 @@ def reference_key(colours):
     return key_of(colours)
 
 
+@pytest.mark.slow
 def test_the_same_data_and_model_give_the_same_key(colours, reference_key):
     again = key_of(colours)
     assert again.digest == reference_key.digest and again.stem == reference_key.stem
@@ -75,6 +76,7 @@ def test_the_key_changes_when_one_image_changes(tmp_path, reference_key):
     assert key_of(changed).digest != reference_key.digest
 
 
+@pytest.mark.slow
 def test_extracted_features_are_stored_and_read_back(colours, features_dir):
     model = build_model("efficientnet_lite0", colours.classes, input_size=64)
     split = split_at_pooling(model)

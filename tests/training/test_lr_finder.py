@@ -14,6 +14,7 @@ def sweep(colours):
     return suggest_learning_rate(fast_config(), colours, steps=40, min_lr=1e-6, max_lr=10.0)
 
 
+@pytest.mark.slow
 def test_the_sweep_raises_the_learning_rate_exponentially(sweep):
     rates = sweep.curve["learning_rate"].to_numpy()
     assert rates[0] == pytest.approx(1e-6)
@@ -42,6 +43,7 @@ def test_the_sweep_stops_once_the_loss_diverges():
     assert result.curve["smoothed_loss"].iloc[-1] > 3 * result.curve["smoothed_loss"].min()
 
 
+@pytest.mark.slow
 def test_the_model_weights_are_restored_after_the_sweep(colours):
     from tltools.model import build_model
     from tltools.training.trainer import prepare_data

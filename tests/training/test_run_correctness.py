@@ -54,6 +54,7 @@ def worsening(tmp_path_factory):
 
 
 @pytest.mark.parametrize("patience", [0, 10], ids=["early-stopping-off", "early-stopping-on"])
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_best_phase_one_epoch_whatever_the_patience(worsening, spy, patience):
     config = fast_config(epochs=4, fine_tune_epochs=1, unfreeze="20", learning_rate=1e-2,
                          early_stopping_patience=patience)
@@ -69,6 +70,7 @@ def test_fine_tuning_starts_from_the_best_phase_one_epoch_whatever_the_patience(
     assert not all(np.array_equal(a, b) for a, b in zip(spy["epochs"][best], spy["epochs"][3]))
 
 
+@pytest.mark.slow
 def test_the_best_epoch_and_metrics_use_the_same_unsmoothed_cross_entropy(colours):
     result = train(fast_config(epochs=3, label_smoothing=0.2, learning_rate=3e-3), colours)
 

@@ -79,6 +79,7 @@ def test_the_metrics_recorder_keeps_batches_epochs_and_timings(two_phase):
     assert state["phase"] == 2
 
 
+@pytest.mark.slow
 def test_phase_one_trains_only_the_head(colours):
     result = train(fast_config(epochs=1), colours)
     fresh = build_model("efficientnet_lite0", 3, weights="imagenet", input_size=64)
@@ -86,6 +87,7 @@ def test_phase_one_trains_only_the_head(colours):
         np.testing.assert_array_equal(trained, original)
 
 
+@pytest.mark.slow
 def test_fine_tuning_changes_the_base_but_not_batchnorm_statistics(two_phase):
     model = two_phase[0].model
     fresh = build_model("efficientnet_lite0", 3, weights="imagenet", input_size=64)
@@ -95,6 +97,7 @@ def test_fine_tuning_changes_the_base_but_not_batchnorm_statistics(two_phase):
         np.testing.assert_array_equal(trained, original)
 
 
+@pytest.mark.slow
 def test_same_config_and_data_give_the_same_split_and_metrics(colours):
     first = train(fast_config(epochs=1), colours)
     second = train(fast_config(epochs=1), colours)
@@ -121,6 +124,7 @@ def test_stop_from_another_thread_ends_after_the_current_batch_and_keeps_the_mod
     assert model.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0).shape == (1, 3)
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_run_whose_validation_loss_only_rises(tmp_path):
     # Validation labels are the training labels swapped: the better the fit, the worse val gets.
     swapped = {"red": COLOURS["blue"], "blue": COLOURS["red"]}
@@ -168,6 +172,7 @@ def test_balanced_class_weights_reach_fit_and_imbalance_without_them_warns(tmp_p
     assert "imbalanced" not in (weighted.run.path / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_balanced_class_weights_on_balanced_data_are_all_one(colours, fit_class_weights):
     train(fast_config(epochs=1, class_weights="balanced"), colours)
     assert fit_class_weights == [{0: pytest.approx(1.0), 1: pytest.approx(1.0), 2: pytest.approx(1.0)}]
