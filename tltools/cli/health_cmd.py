@@ -3,6 +3,7 @@
 import argparse
 import json
 
+from tltools.backbones.registry import get_backbone
 from tltools.cli.options import add_options, values_from_args
 from tltools.data import load_dataset
 from tltools.data.split import SplitSettings
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.apply is None) != (args.out is None):
         raise TLToolsError("--apply and --out go together: --apply CHANGES.csv --out NEW_DIR writes a new version")
+    if args.backbone is not None:
+        get_backbone(args.backbone)  # an unknown name is refused before any image is read
     settings = SplitSettings(**values_from_args(args, SplitSettings, {}))
     if args.apply is not None:
         changes = versions.read_changes(args.apply)  # a bad CSV is refused before the images are read
