@@ -52,6 +52,7 @@ class BenchSettings:
         scale_images: Also train tltools on a generated set of this many images (0: no).
         compile_options: Also measure ``jit_compile`` and ``steps_per_execution``.
         isolate: Run each stage in its own process (exact peak memory per stage).
+        auto_budget: Also run auto mode within this many seconds, from an empty feature cache (0: no).
     """
 
     data: str | None = None
@@ -73,6 +74,7 @@ class BenchSettings:
     scale_images: int = 0
     compile_options: bool = False
     isolate: bool = True
+    auto_budget: float = 0.0
 
 
 def run_benchmark(settings: BenchSettings, *, progress=None) -> dict:
@@ -108,6 +110,10 @@ def run_benchmark(settings: BenchSettings, *, progress=None) -> dict:
         for name in names:
             say(f"running {name}")
             results[name] = run_stage(name, context, isolate=settings.isolate)
+        if settings.auto_budget > 0:  # its own empty feature cache: the budget includes extracting features
+            say(f"running tltools_auto ({settings.auto_budget:g} s budget)")
+            results["tltools_auto"] = run_stage("tltools_auto", {**context, "cache": _empty_cache(work / "auto")},
+                                                isolate=settings.isolate)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {
@@ -168,6 +174,7 @@ def ratios(results: dict) -> dict:
                                           get("tltools_fine_tune", "mean_epoch_seconds")),
         "fine_tune_total_speedup": divide(get("baseline_fine_tune", "seconds"), get("tltools_fine_tune", "seconds")),
         "scale_peak_rss_mb": get("scale", "peak_rss_mb"),
+        "auto_budget_share": divide(get("tltools_auto", "seconds"), get("tltools_auto", "budget_seconds")),
     }
 
 
@@ -187,6 +194,7 @@ def targets(results: dict, ratio: dict) -> list[dict]:
          lambda v: v >= 1.5),
         ("peak RSS training the scale dataset", "< 4 GB", ratio["scale_peak_rss_mb"],
          lambda v: v * 2**20 < 4e9),
+        ("auto mode's wall time vs its budget", "<= 110 %", ratio["auto_budget_share"], lambda v: v <= 1.1),
     ]
     return [{"target": name, "goal": goal, "measured": value, "met": check(value, ok)}
             for name, goal, value, ok in rows]
@@ -219,6 +227,13 @@ def _context(settings: BenchSettings, size: int, work: Path, say) -> dict:
         "baseline_weights": str(work / "baseline.weights.h5"),
     }
     return context
+
+
+def _empty_cache(folder: Path) -> str:
+    """Return a new, empty cache folder that shares the converted backbone weights (not features)."""
+    folder.mkdir(parents=True)
+    (folder / "backbones").symlink_to((paths.cache_dir() / "backbones").resolve(), target_is_directory=True)
+    return str(folder)
 
 
 def _machine(load_before) -> dict:
@@ -289,6 +304,8 @@ def format_report(report: dict) -> str:
          f"{stages_.get('ceiling', {}).get('images')} images"),
         (f"tltools from scratch on {stages_.get('scale', {}).get('images')} generated images", "scale",
          f"{epochs}+{tune} epochs"),
+        (f"5. tltools auto mode, {settings.get('auto_budget', 0):g} s budget, empty cache", "tltools_auto",
+         f"{stages_.get('tltools_auto', {}).get('trials')} trials"),
     ]
     lines = [
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; TensorFlow "
@@ -308,6 +325,10 @@ def format_report(report: dict) -> str:
                 f"{label:<58} {work:>10} {result['seconds']:>8.1f} {_cell(result.get('mean_epoch_seconds'), '.1f'):>8} "
                 f"{_cell(result.get('images_per_second'), '.1f'):>8} {result['peak_rss_mb']:>12.0f} "
                 f"{_cell(result.get('val_accuracy'), '.4f'):>8} {_cell(result.get('test_accuracy'), '.4f'):>8}")
+    if "tltools_auto" in stages_:
+        auto = stages_["tltools_auto"]
+        lines.append(f"auto mode chose: {auto['chosen']}; fine-tuning {auto['fine_tuning']}; test macro F1 "
+                     f"{_cell(auto['test_macro_f1'], '.4f')}")
     cold, warm_result = stages_.get("tltools_frozen_cold", {}), stages_.get("tltools_frozen_warm", {})
     lines += [
         "",

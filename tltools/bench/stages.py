@@ -191,6 +191,31 @@ def tltools_fine_tune(context) -> dict:
 
 
 @stage
+def tltools_auto(context) -> dict:
+    """Auto mode (:func:`tltools.auto.run_auto`) within ``auto_budget`` seconds from an empty feature cache:
+    extraction, head search, final run and fine-tuning when it pays; what it chose and how it scored."""
+    from tltools.auto import describe, run_auto
+    from tltools.training import TrainConfig
+
+    dataset = _dataset(context)
+    base = TrainConfig(backbone=context["backbone"], weights=context["weights"], batch_size=context["batch_size"],
+                       seed=context["seed"], val_fraction=context["val_fraction"],
+                       test_fraction=context["test_fraction"])
+    started = time.perf_counter()
+    outcome = run_auto(dataset, time_budget_s=context["auto_budget"], base_config=base)
+    seconds = time.perf_counter() - started
+    metrics = outcome.result.metrics
+    return {
+        "seconds": round(seconds, 2), "budget_seconds": context["auto_budget"],
+        "within_budget": seconds <= 1.1 * context["auto_budget"],
+        "val_accuracy": metrics["val"]["accuracy"], "test_accuracy": _test_accuracy(metrics),
+        "test_macro_f1": None if metrics["test"] is None else metrics["test"]["macro_f1"],
+        "trials": len(outcome.trials), "chosen": describe(outcome.chosen.params),
+        "fine_tuning": outcome.summary["fine_tuning"], "why": outcome.why,
+    }
+
+
+@stage
 def scale(context) -> dict:
     """tltools' training from scratch (dataset check + both phases) on a large generated dataset."""
     from tltools.data import load_dataset

@@ -40,6 +40,9 @@ def add_parser(subparsers) -> None:
                         help="also measure jit_compile and steps_per_execution")
     parser.add_argument("--no-isolate", dest="isolate", action="store_false",
                         help="run every stage in this process (faster start; peak memory less exact)")
+    parser.add_argument("--auto", type=float, default=0.0, metavar="SECONDS",
+                        help="also run auto mode (train --auto) within SECONDS from an empty feature cache "
+                             "(default: not run)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr, warm_epochs=args.warm_epochs,
         warm_learning_rate=args.warm_lr, fine_tune_epochs=args.fine_tune_epochs, unfreeze=args.unfreeze,
         augment=args.augment, seed=args.seed, scale_images=args.scale, compile_options=args.compile_options,
-        isolate=args.isolate,
+        isolate=args.isolate, auto_budget=args.auto,
     )
     report = run_benchmark(settings, progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
