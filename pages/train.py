@@ -6,7 +6,7 @@ import streamlit as st
 import pandas as pd
 
 from tltools import app_state
-from tltools.auto import read_trials
+from tltools.auto import describe, read_trials
 from tltools.charts.training import batch_loss_figure, epoch_curves_figure, lr_finder_figure, trials_figure
 from tltools.errors import TLToolsError
 from tltools.training import TrainConfig, suggest_learning_rate
@@ -215,27 +215,21 @@ if stop.button("Stop", disabled=not can_stop, key="train_stop", icon=":material/
 
 
 def leaderboard(trials: list[dict]) -> pd.DataFrame:
-    """The trials best first, in readable columns."""
+    """The trials best first, each trial's settings in a few words (:func:`tltools.auto.describe`)."""
     frame = pd.DataFrame(trials)
     if frame.empty:
         return frame
     frame = frame.sort_values(["val_accuracy", "trial"], ascending=[False, True], na_position="last")
-    shown = pd.DataFrame({
+    params = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return pd.DataFrame({
         "": ["★ chosen" if chosen in (True, "True", 1) else "" for chosen in frame["chosen"]],
         "trial": frame["trial"],
         "validation accuracy": frame["val_accuracy"],
-        "backbone": frame["backbone"],
-        "learning rate": [f"{rate:.1e}" for rate in frame["learning_rate"]],
-        "optimizer": frame["optimizer"],
-        "hidden units": frame["dense_units"],
-        "dropout": frame["dropout"].round(2),
-        "label smoothing": frame["label_smoothing"].round(2),
-        "class weights": frame["class_weights"],
+        "settings": [describe(row) for row in params],
         "epochs": frame["epochs"],
         "seconds": frame["seconds"].round(1),
         "state": frame["state"],
     })
-    return shown
 
 
 def show_trials(trials: list[dict], key: str) -> None:
@@ -243,7 +237,9 @@ def show_trials(trials: list[dict], key: str) -> None:
     if not trials:
         return
     st.plotly_chart(trials_figure(trials), key=f"{key}_chart")
-    st.dataframe(leaderboard(trials), hide_index=True, width="stretch", height=280, key=f"{key}_table",
+    board = leaderboard(trials)
+    st.dataframe(board, hide_index=True, width="stretch", height=min(36 * (len(board) + 1) + 4, 400),
+                 key=f"{key}_table",
                  column_config={"validation accuracy": st.column_config.NumberColumn(format="%.3f")})
 
 
