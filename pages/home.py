@@ -3,9 +3,16 @@
 import streamlit as st
 
 from tltools.data import load_dataset
-from tltools.data.sample import PER_CLASS, SIZE, sample_digits_dataset
+from tltools.data.sample import (
+    PER_CLASS,
+    RECOMMENDED_TIME_BUDGET_S,
+    describe_sample,
+    recommended_config,
+    sample_digits_dataset,
+)
 from tltools.errors import TLToolsError
-from tltools.streamlit_bridge import config, require_app, set_dataset, show_error
+from tltools import app_state
+from tltools.streamlit_bridge import config, remember_session, require_app, set_dataset, show_error
 
 require_app()
 
@@ -42,17 +49,16 @@ st.write(
     f"Try it with handwritten digits: {PER_CLASS} images of each digit 0–9 from scikit-learn's bundled copy of "
     "the UCI digits data set."
 )
-st.caption(
-    f"These are tiny 8×8-pixel scans (shown upscaled to {SIZE} px), far from the photos the backbones learned "
-    "from on ImageNet, so a head on the frozen base alone stays well short of what the data allows. On the Train "
-    "page, **Find the best model** with a couple of minutes' budget searches the head and fine-tunes the top of "
-    "the base when that pays, which suits data like this."
-)
+st.caption(describe_sample() + " Loading the sample sets both up for you.")
 if st.button("Try it with sample data", type="primary", icon=":material/play_arrow:", key="home_sample"):
     try:
         with st.spinner("Preparing the sample digits…"):
             folder = sample_digits_dataset()
             set_dataset(load_dataset(folder, split=config()), str(folder))  # the config's split
+            # The path that suits the sample: auto mode's recommended budget, or a short fine-tune by hand.
+            st.session_state[app_state.AUTO_BUDGET_S] = int(RECOMMENDED_TIME_BUDGET_S)
+            st.session_state[app_state.CONFIG] = recommended_config(**config().model_dump(exclude={"fine_tune_epochs"}))
+            remember_session()
     except TLToolsError as error:
         show_error(error)
     else:

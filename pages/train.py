@@ -11,6 +11,7 @@ from tltools.charts.training import batch_loss_figure, epoch_curves_figure, lr_f
 from tltools.errors import TLToolsError
 from tltools.training import TrainConfig, suggest_learning_rate
 from tltools.training.config import CLASS_WEIGHTS, OPTIMIZERS
+from tltools.training.advice import hints
 from tltools.training.progress import progress_text
 from tltools.streamlit_bridge import (
     config,
@@ -40,7 +41,7 @@ NOT_SWEPT = {"learning_rate", "epochs", "early_stopping_patience", "reduce_lr_pa
              "fine_tune_epochs", "fine_tune_learning_rate", "unfreeze", "train_batchnorm", "tensorboard", "top_k",
              "class_weights"}
 # Auto mode's time budgets offered, in seconds.
-BUDGETS = [60, 120, 300, 600, 900, 1200, 1800, 3600]
+BUDGETS = [60, 120, 180, 300, 600, 900, 1200, 1800, 3600]
 
 
 def two_digits(rate: float) -> float:
@@ -302,15 +303,8 @@ def live_progress() -> None:
 
 def show_hints(run_dir) -> None:
     """What the run's curves and metrics suggest trying next, each naming the setting to change."""
-    try:
-        from tltools.training import advice
-        from tltools.runs import read_run
-
-        hints = advice.hints(read_run(run_dir))
-    except (ImportError, AttributeError, TLToolsError):  # advice lands with issue 12's library part
-        return
-    for hint in hints:
-        st.info(getattr(hint, "text", hint), icon=":material/lightbulb:")
+    for hint in hints(run_dir):
+        st.info(hint.text, icon=":material/lightbulb:")
 
 
 live_progress()

@@ -80,6 +80,10 @@ def test_start_trains_in_the_background_and_the_charts_follow(colours):
     assert len(app.get("plotly_chart")) == 3  # loss, accuracy, per-batch loss
     assert any(caption.value.startswith("Fast path for phase 1") for caption in app.caption), \
         "the page says the head trained on cached features"
+    from tltools.training.advice import hints
+
+    assert [info.value for info in app.info] == [hint.text for hint in hints(job.run_dir)]  # what to try next
+    assert [link.proto.label for link in app.get("page_link")][-1] == "Next: evaluate this model"
 
 
 def test_a_refreshed_page_reattaches_to_its_job_through_the_url(colours):
