@@ -61,10 +61,10 @@ def metric(app: AppTest, label: str) -> int:
 
 def layer_table(app: AppTest):
     """The full layer table (in the expander), as the page shows it."""
-    table = next(frame.value for frame in app.dataframe if "unfrozen from N" in frame.value.columns
+    table = next(frame.value for frame in app.dataframe if "from N" in frame.value.columns
                  and len(frame.value) > 50)
     return table.rename(columns={"trains in phase 2": "trainable"}).assign(
-        top_n=[None if rank == "–" else int(rank) for rank in table["unfrozen from N"]],
+        top_n=[None if rank == "–" else int(rank) for rank in table["from N"]],
         block=[None if block == "–" else block for block in table["block"]])
 
 
@@ -73,9 +73,9 @@ def test_the_backbone_table_lists_every_registry_entry_and_which_work_offline(ap
     specs = list_backbones()
     assert list(table["backbone"]) == [spec.name for spec in specs]
     assert list(table["parameters"]) == [f"{spec.params / 1e6:,.1f} M" for spec in specs]
-    offline = table.set_index("backbone")["ImageNet weights"]
+    offline = table.set_index("backbone")["weights"]
     assert offline[DEFAULT] == "offline" and offline["resnet50"] == "download"
-    assert list(table[table["recommended"] == "★"]["backbone"]) == [DEFAULT]
+    assert list(table[table[""] == "★"]["backbone"]) == [DEFAULT]
     assert "None" not in table.to_string() and "top_n" not in table.columns
 
 
@@ -232,9 +232,9 @@ def test_the_summary_says_which_unfrozen_layers_are_batchnorm_kept_frozen_and_li
     rerun(app.slider(key=f"model_unfreeze_top_{DEFAULT}").set_value(30))
     assert any("Phase 2 unfreezes 30 weighted base layers: 15 train, and the other 15 are BatchNorm layers, kept "
                "frozen on purpose" in caption.value for caption in app.caption)
-    trained = next(frame.value for frame in app.dataframe if "unfrozen from N" in frame.value.columns)
+    trained = next(frame.value for frame in app.dataframe if "from N" in frame.value.columns)
     assert len(trained) == 15 and trained["trains in phase 2"].all()
-    ranks = [int(rank) for rank in trained["unfrozen from N"]]
+    ranks = [int(rank) for rank in trained["from N"]]
     assert ranks == sorted(ranks) and ranks[0] <= 2  # top first: the change is at the top of a short table
 
 

@@ -21,17 +21,17 @@ def backbone_table(specs: list[BackboneSpec], *, recommended: str) -> pd.DataFra
         recommended: The name to mark with ★.
 
     Returns:
-        Columns ``backbone``, ``recommended`` (★ or empty), ``parameters`` (e.g. ``4.7 M``),
-        ``input size`` (``224 px``), ``ImageNet top-1`` (``75.1 %`` or ``–`` when unknown) and
-        ``ImageNet weights`` (``offline`` when they come with tltools, else ``download``).
+        Columns ``backbone``, an unnamed one (★ for the recommended backbone), ``parameters`` (e.g.
+        ``4.7 M``), ``input`` (``224 px``), ``ImageNet top-1`` (``75.1 %`` or ``–`` when unknown) and
+        ``weights`` (ImageNet weights: ``offline`` when they come with tltools, else ``download``).
     """
     return pd.DataFrame([{
         "backbone": spec.name,
-        "recommended": "★" if spec.name == recommended else "",
+        "": "★" if spec.name == recommended else "",
         "parameters": f"{spec.params / 1e6:,.1f} M",
-        "input size": f"{spec.default_size} px",
+        "input": f"{spec.default_size} px",
         "ImageNet top-1": "–" if spec.top1 is None else f"{spec.top1:.1f} %",
-        "ImageNet weights": "offline" if spec.offline else "download",
+        "weights": "offline" if spec.offline else "download",
     } for spec in specs])
 
 
@@ -40,7 +40,7 @@ def readable_layers(table: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Columns ``#``, ``layer``, ``type``, ``block`` (``–`` outside blocks), ``parameters``
-        (with thousands separators), ``trains in phase 2`` and ``unfrozen from N`` (the
+        (with thousands separators), ``trains in phase 2`` and ``from N`` (the
         smallest "top N" that unfreezes the layer; ``–`` for layers without weights).
     """
     return pd.DataFrame({
@@ -50,7 +50,7 @@ def readable_layers(table: pd.DataFrame) -> pd.DataFrame:
         "block": table["block"].fillna("–").astype(str),
         "parameters": [f"{int(count):,}" for count in table["params"]],
         "trains in phase 2": table["trainable"].astype(bool),
-        "unfrozen from N": ["–" if pd.isna(rank) else str(int(rank)) for rank in table["top_n"]],
+        "from N": ["–" if pd.isna(rank) else str(int(rank)) for rank in table["top_n"]],
     })
 
 
