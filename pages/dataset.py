@@ -72,7 +72,8 @@ with earlier_tab:
     else:
         labels = {f"{item.source} ({item.extracted_at:%Y-%m-%d %H:%M})": item for item in earlier}
         choice = st.selectbox("Earlier upload", list(labels), key="dataset_earlier")
-        if st.button("Load", key="dataset_load_earlier") and not load(labels[choice].folder, str(labels[choice].folder)):
+        folder = labels[choice].folder
+        if st.button("Load", key="dataset_load_earlier") and not load(folder, str(folder)):
             show_failed_upload(labels[choice].source, st.session_state[FAILED_UPLOAD][1])
 
 dataset = st.session_state[app_state.DATASET]

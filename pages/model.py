@@ -56,7 +56,8 @@ RECOMMENDED = TrainConfig.model_fields["backbone"].default
 st.dataframe(backbone_table(specs, recommended=RECOMMENDED), hide_index=True, width="stretch", height=260,
              key="model_backbone_table")
 st.caption(f"★ {RECOMMENDED} is the recommended start: small, fast on a CPU, accurate, and its ImageNet weights "
-           f"come with tltools. Backbones marked “download” fetch their ImageNet weights from the internet on first use.")
+           "come with tltools. Backbones marked “download” fetch their ImageNet weights from the internet on first "
+           "use.")
 names = [spec.name for spec in specs]
 backbone = st.selectbox("Backbone", names, index=names.index(config().backbone), key="model_backbone")
 if backbone != config().backbone:  # an unfreeze setting the new backbone lacks (a block) goes back to "all"

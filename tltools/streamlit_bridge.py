@@ -48,7 +48,7 @@ _keep_keras_state_between_reruns()
 
 
 def init_state() -> None:
-    """Give every session-state key of :mod:`tltools.app_state` its default, restore a reloaded session, reattach to a job.
+    """Give every session-state key its default, restore a reloaded session, and reattach to a job.
 
     A refreshed page (or a new tab opened with the same URL) loses its session
     state but keeps its URL: the session token in the query string

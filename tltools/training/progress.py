@@ -55,7 +55,7 @@ class TrainingLog:
             self._state["epochs"].append(dict(record))
 
     def add_trial(self, record: dict) -> None:
-        """Append one finished auto-mode trial (its ``trials.csv`` row: settings, ``val_accuracy``, ``seconds``, ...)."""
+        """Append one finished auto-mode trial (its ``trials.csv`` row: settings, ``val_accuracy``, ``seconds``)."""
         with self._lock:
             self._state["trials"].append(dict(record))
 
