@@ -103,6 +103,7 @@ if analyse_clicked:
     bar.empty()
     st.session_state[app_state.HEALTH_REPORT] = report
     st.session_state[app_state.HEALTH_MAP] = None
+    st.rerun()  # draw the page from the new report (the button above now says "Analyse again")
 if report is None:
     if dataset.version or st.session_state[app_state.HEALTH_RETRAIN] is not None:
         retrain_section()

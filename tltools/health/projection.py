@@ -7,6 +7,7 @@ finding are drawn larger with a dark outline and their finding in the hover text
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
@@ -45,7 +46,8 @@ def map_figure(report, coordinates: np.ndarray) -> go.Figure:
     table = report.table
     found = findings_by_image(report)
     figure = go.Figure()
-    for name in report.dataset.classes:
+    palette = qualitative.Plotly if len(report.dataset.classes) <= 10 else qualitative.Dark24  # no colour twice
+    for number, name in enumerate(report.dataset.classes):
         rows = np.flatnonzero(table["label"].to_numpy() == name)
         flagged = np.array([row in found for row in rows], dtype=bool)
         hover = [f"{table['relpath'].iat[row]}<br>{name} ({table['split'].iat[row]})"
@@ -53,7 +55,8 @@ def map_figure(report, coordinates: np.ndarray) -> go.Figure:
         figure.add_trace(go.Scattergl(
             x=coordinates[rows, 0], y=coordinates[rows, 1], mode="markers", name=name,
             customdata=rows, hovertext=hover, hoverinfo="text",
-            marker={"size": np.where(flagged, 13, 7), "line": {"width": np.where(flagged, 2, 0), "color": "#111"},
+            marker={"color": palette[number % len(palette)], "size": np.where(flagged, 13, 7),
+                    "line": {"width": np.where(flagged, 2, 0), "color": "#111"},
                     "symbol": np.where(flagged, "diamond", "circle")}))
     figure.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="class",
                          xaxis={"visible": False}, yaxis={"visible": False}, dragmode="pan",
