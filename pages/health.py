@@ -263,7 +263,7 @@ with classes_tab:
         st.success("The out-of-fold heads confuse no classes.", icon=":material/check_circle:")
     st.subheader("Label quality per class")
     st.caption("Mean out-of-fold probability of the given label (1 = every image clearly its class).")
-    st.dataframe(pd.DataFrame(report.class_quality), hide_index=True,
+    st.dataframe(pd.DataFrame(report.class_quality), hide_index=True, height=35 * (len(report.class_quality) + 1) + 3,
                  column_config={"label_quality": st.column_config.ProgressColumn("label quality", min_value=0,
                                                                                  max_value=1, format="%.3f")})
 
