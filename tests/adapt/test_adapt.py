@@ -30,6 +30,21 @@ def test_adabn_changes_only_batchnorm_statistics_to_the_targets():
     assert first.momentum == pytest.approx(0.99)  # restored
 
 
+def test_adabn_relative_to_the_source_leaves_a_model_unchanged_on_its_own_domain():
+    """The frozen base keeps ImageNet's statistics; relative to the source, the same domain changes nothing."""
+    model = build_model("efficientnet_lite0", 3, input_size=64, seed=0)
+    norms = batchnorm_layers(model)
+    before = [(layer.moving_mean.numpy().copy(), layer.moving_variance.numpy().copy()) for layer in norms]
+    images = np.random.default_rng(1).integers(0, 256, (24, 64, 64, 3)).astype(np.uint8)
+    adapt_batchnorm(model, images, source_images=images, batch_size=8)
+    for layer, (mean, variance) in zip(norms, before):
+        assert np.allclose(layer.moving_mean.numpy(), mean, atol=1e-4)
+        assert np.allclose(layer.moving_variance.numpy(), variance, rtol=1e-3, atol=1e-5)
+    shifted = np.clip(images.astype(np.float32) * [1.3, 0.9, 0.6], 0, 255).astype(np.uint8)
+    adapt_batchnorm(model, shifted, source_images=images, batch_size=8)
+    assert not np.allclose(norms[0].moving_mean.numpy(), before[0][0], atol=1e-3)  # a colour cast moves the first layer
+
+
 def test_adabn_needs_two_images():
     model = build_model("efficientnet_lite0", 3, input_size=64, seed=0)
     with pytest.raises(TLToolsError, match="AdaBN needs at least 2 target images"):

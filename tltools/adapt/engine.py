@@ -2,8 +2,9 @@
 
 Methods (``method``):
 
-- ``adabn``: re-estimate the base's BatchNorm statistics on the target images
-  (:mod:`tltools.adapt.adabn`); no weight changes, no labels, seconds.
+- ``adabn``: re-estimate the base's BatchNorm statistics on the target images,
+  relative to those of the run's source training images (:mod:`tltools.adapt.adabn`);
+  no weight changes, no labels, seconds.
 - ``self-train``: a few rounds of pseudo-labelling: the model labels the
   target images, those it is at least ``thresholds[r]`` confident about (the
   threshold rises each round) join the run's labelled source training images,
@@ -41,6 +42,7 @@ from tltools.data.images import is_image_name
 from tltools.data.pipeline import decode_images
 from tltools.errors import TLToolsError
 from tltools.evaluation.metrics import classification_metrics
+from tltools.export.run import training_images
 from tltools.model.io import load_model, save_model
 from tltools.training.config import TrainConfig
 from tltools.training.fast_path import FastPaths
@@ -181,9 +183,15 @@ def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epo
     writer.log(f"adapting run {source.run_id} to {len(unlabelled)} images of {target} with {method}")
     original = _predict(model, unlabelled)
     stages = {"source-only": _measure(model, unlabelled, labelled, original, classes)}
+    notes = []
     if method in ("adabn", "both"):
-        layers = adapt_batchnorm(model, unlabelled)
-        say(f"AdaBN: statistics of {layers} BatchNorm layers re-estimated on the target images")
+        paths, problem = training_images(source)
+        source_pixels = decode_images(paths, int(model.input_shape[1])) if len(paths) >= 2 else None
+        if source_pixels is None:
+            notes.append(f"AdaBN without source statistics (plain AdaBN): {problem or 'too few training images'}")
+        layers = adapt_batchnorm(model, unlabelled, source_images=source_pixels)
+        say(f"AdaBN: statistics of {layers} BatchNorm layers re-estimated on the target images"
+            + (f", relative to {len(source_pixels)} source training images" if source_pixels is not None else ""))
         stages["adabn"] = _measure(model, unlabelled, labelled, original, classes)
     rounds = []
     if method in ("self-train", "both"):
@@ -197,7 +205,7 @@ def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epo
     report = {"source_run": source.run_id, "method": method, "target": str(target),
               "target_labels": None if target_labels is None else str(target_labels),
               "unlabelled_images": len(unlabelled), "labelled_images": 0 if labelled is None else len(labelled[1]),
-              "stages": stages, "rounds": rounds, "seconds": round(time.time() - started, 1)}
+              "stages": stages, "rounds": rounds, "notes": notes, "seconds": round(time.time() - started, 1)}
     writer.write_json(ADAPT_FILE, report)
     writer.write_json("metrics.json", {**(source.metrics or {}), "adaptation": {"method": method, **stages[final]}})
     writer.log(f"completed: {final}: " + ", ".join(f"{key} {value}" for key, value in stages[final].items()
