@@ -16,6 +16,7 @@ from tltools.runs import COMPLETED, RunWriter, read_run
 from tltools.training import TrainConfig, train
 
 
+@pytest.mark.slow
 def test_adabn_changes_only_batchnorm_statistics_to_the_targets():
     model = build_model("efficientnet_lite0", 3, input_size=64, seed=0)
     before = {weight.path: weight.numpy().copy() for weight in model.weights}
@@ -30,6 +31,7 @@ def test_adabn_changes_only_batchnorm_statistics_to_the_targets():
     assert first.momentum == pytest.approx(0.99)  # restored
 
 
+@pytest.mark.slow
 def test_adabn_relative_to_the_source_leaves_a_model_unchanged_on_its_own_domain():
     """The frozen base keeps ImageNet's statistics; relative to the source, the same domain changes nothing."""
     model = build_model("efficientnet_lite0", 3, input_size=64, seed=0)
