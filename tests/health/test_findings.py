@@ -102,3 +102,14 @@ def test_confused_pairs_and_class_quality():
     quality = overview.class_quality(labels, scores, [1, 2, 4], ["a", "b", "c"])
     assert [row["class"] for row in quality] == ["a", "b", "c"]
     assert quality[0] == {"class": "a", "images": 3, "label_quality": pytest.approx(1 / 3, abs=1e-3), "issues": 2}
+
+
+def test_benchmark_flips_the_asked_share_to_other_classes_the_same_way_each_time():
+    from tltools.health.bench import flipped_labels
+
+    labels = np.repeat(np.arange(4), 25)
+    noisy, chosen = flipped_labels(labels, 4, 0.05, seed=3)
+    assert len(chosen) == 5 and (noisy[chosen] != labels[chosen]).all()
+    assert (np.delete(noisy, chosen) == np.delete(labels, chosen)).all()
+    again, same = flipped_labels(labels, 4, 0.05, seed=3)
+    assert (again == noisy).all() and (same == chosen).all()
