@@ -19,6 +19,7 @@ EXPORTS = {
     "h5": ".h5",
     "tflite": "TFLite float32",
     "tflite-int8": "TFLite int8",
+    "onnx": "ONNX",
     "bundle": "Bundle zip",
 }
 TFLITE = ("tflite", "tflite-int8")
