@@ -157,7 +157,7 @@ def test_sessions_queue_their_jobs_and_each_ends_with_its_own_run(app_jobs):
         job = jobs[name]
         assert job.status == "completed", job.error
         app.run()
-        assert any(f"Run folder: `{job.run_dir.name}`" in message.value for message in app.success)
+        assert any(f"Run `{job.run_dir.name}`" in message.value for message in app.success)
         run = runs.read_run(job.run_dir)
         assert run.status == runs.COMPLETED and run.classes == sorted(UPLOADS[name])
         assert (job.run_dir / "labels.txt").read_text().split() == sorted(UPLOADS[name])
