@@ -183,10 +183,10 @@ def test_a_refreshed_or_closed_tab_leaves_training_running_and_a_new_tab_finds_i
         expect(page.get_by_text(f"{run_dir.name} (running)")).to_be_visible()
         screenshot(page, artifacts, "faults-runs-running")
         page.get_by_role("link", name="Watch it train").click()
-        page.wait_for_url(re.compile(rf"/train\?job={job_id}$"), timeout=PAGE_MS)
+        page.wait_for_url(re.compile(rf"/train\?job={job_id}(&|$)"), timeout=PAGE_MS)  # &session=… follows
         expect(page.get_by_text(progress)).to_be_visible(timeout=PAGE_MS)
         expect(page.get_by_text(re.compile(r"Training completed"))).to_be_visible(timeout=TRAIN_MS)
-        expect(page.get_by_text(f"Run folder: {run_dir.name}")).to_be_visible()
+        expect(page.get_by_text(f"Run {run_dir.name}")).to_be_visible()
 
     run = runs.read_run(run_dir)
     assert run.status == runs.COMPLETED
