@@ -24,8 +24,8 @@ STEPS = [
      "Pick a pretrained backbone, add a small head for your classes and choose how much of the "
      "backbone fine-tuning may change."),
     ("pages/train.py", "3. Train", ":material/monitoring:",
-     "Train the head on the frozen backbone, then optionally fine-tune, with loss and accuracy "
-     "charts updating live."),
+     "Let tltools find the best model within a time budget, or set it yourself: the head on the frozen "
+     "backbone, then optionally fine-tuning, with charts updating live."),
     ("pages/evaluate.py", "4. Evaluate", ":material/fact_check:",
      "See accuracy per class, the confusion matrix, the images the model gets wrong and where it looks."),
     ("pages/predict.py", "5. Predict", ":material/image_search:",
