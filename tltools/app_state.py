@@ -10,6 +10,7 @@ import collections
 import copy
 import re
 import threading
+import time
 import uuid
 
 from tltools.training import TrainConfig
@@ -92,27 +93,37 @@ class SessionStore:
     :data:`PERSISTED` values here after every change and reads them back when a
     page opens with a known token. Values are kept by reference and handed out
     as deep copies, so two tabs of one session never share mutable objects.
-    Only the ``max_sessions`` most recently saved sessions are kept.
+    Only the ``max_sessions`` most recently saved sessions are kept, and none
+    idle longer than ``max_idle_s`` (a kept dataset holds its extracted upload's
+    lease, :mod:`tltools.housekeeping`, so forgotten sessions let it be cleaned).
 
     Args:
         max_sessions: Sessions kept (least recently saved dropped first).
+        max_idle_s: Seconds since its last save after which a session is forgotten.
+        clock: Time source (tests pass their own).
     """
 
-    def __init__(self, max_sessions: int = 256):
+    def __init__(self, max_sessions: int = 256, max_idle_s: float = 12 * 3600, clock=time.monotonic):
         self.max_sessions = max_sessions
+        self.max_idle_s = max_idle_s
+        self._clock = clock
         self._lock = threading.Lock()
-        self._records: collections.OrderedDict[str, dict] = collections.OrderedDict()
+        self._records: collections.OrderedDict[str, tuple[float, dict]] = collections.OrderedDict()
 
     def save(self, token: str, values: dict) -> None:
         """Record ``values`` (a subset of :data:`PERSISTED`) for ``token``."""
         with self._lock:
-            self._records[token] = {key: values[key] for key in PERSISTED if key in values}
+            now = self._clock()
+            self._records[token] = (now, {key: values[key] for key in PERSISTED if key in values})
             self._records.move_to_end(token)
-            while len(self._records) > self.max_sessions:
+            while self._records and (len(self._records) > self.max_sessions
+                                     or now - next(iter(self._records.values()))[0] > self.max_idle_s):
                 self._records.popitem(last=False)
 
     def restore(self, token: str) -> dict | None:
-        """Return deep copies of what was saved for ``token``, or None for an unknown token."""
+        """Return deep copies of what was saved for ``token``, or None for an unknown or long idle token."""
         with self._lock:
-            record = self._records.get(token)
-            return None if record is None else copy.deepcopy(record)
+            saved_at, record = self._records.get(token, (None, None))
+            if record is None or self._clock() - saved_at > self.max_idle_s:
+                return None
+            return copy.deepcopy(record)
