@@ -207,7 +207,8 @@ def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epo
               "unlabelled_images": len(unlabelled), "labelled_images": 0 if labelled is None else len(labelled[1]),
               "stages": stages, "rounds": rounds, "notes": notes, "seconds": round(time.time() - started, 1)}
     writer.write_json(ADAPT_FILE, report)
-    writer.write_json("metrics.json", {**(source.metrics or {}), "adaptation": {"method": method, **stages[final]}})
+    # Not the source's val/test metrics: those were the unadapted model's (`evaluate` measures this one).
+    writer.write_json("metrics.json", {"adaptation": {"method": method, **stages[final]}})
     writer.log(f"completed: {final}: " + ", ".join(f"{key} {value}" for key, value in stages[final].items()
                                                   if isinstance(value, (int, float))))
     writer.set_status(runs.COMPLETED)
