@@ -453,9 +453,12 @@ class JobManager:
 
     @staticmethod
     def _worker_alive(job: Job, process: subprocess.Popen | None) -> bool:
+        if (job.folder / worker.RESULT_FILE).exists():  # done, even while the process is still exiting
+            if process is not None:
+                threading.Thread(target=process.wait, name="tltools-reap", daemon=True).start()
+            return False
         if process is not None:
             return process.poll() is None
-        if (job.folder / worker.RESULT_FILE).exists():
             return False
         state = worker.read_json(job.folder / worker.STATE_FILE) or {}
         if state.get("pid"):
