@@ -424,8 +424,11 @@ class JobManager:
 
     def _spawn_warm(self) -> None:
         """Start a worker process that imports TensorFlow and the trainer, then waits for a job folder."""
-        process = subprocess.Popen([sys.executable, "-m", "tltools.worker", "--warm"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_worker_env())
+        try:
+            process = subprocess.Popen([sys.executable, "-m", "tltools.worker", "--warm"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_worker_env())
+        except OSError:  # no process to spare now: the next job starts a fresh worker (slower, not broken)
+            return
         with self._warm_lock:
             previous, self._warm_worker = self._warm_worker, process
         if previous is not None and previous.poll() is None:
