@@ -47,13 +47,13 @@ def start_training(page, url: str, archive: Path, epochs: int) -> str:
     wait_for_run(page)
     open_page(page, "Dataset")
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(archive)
-    expect(page.get_by_test_id("stMetricValue").filter(has_text="folder-per-class")).to_be_visible(timeout=PAGE_MS)
+    expect(page.get_by_text("Layout: folder-per-class")).to_be_visible(timeout=PAGE_MS)
     wait_for_run(page)
     open_page(page, "Model")
     set_number(page, "Input size (pixels)", IMAGE_SIZE)
     expect(page.get_by_text(f"Head sized for {len(PAINTS)} classes")).to_be_visible(timeout=PAGE_MS)
     open_page(page, "Train")
-    set_number(page, "Epochs (head on frozen base)", epochs)
+    set_number(page, "Epochs, at most (head on frozen base; early stopping ends sooner)", epochs)
     set_number(page, "Early-stopping patience (epochs, 0 = off)", 0)
     page.get_by_role("button", name="Start training").click()
     page.wait_for_url(re.compile(r"[?&]job=\w+"), timeout=PAGE_MS)
@@ -130,7 +130,7 @@ def test_a_killed_server_leaves_an_interrupted_run_that_loads_predicts_and_conti
         page.goto(f"{restarted.url}/runs")
         expect(page.get_by_role("heading", name="Runs", level=1)).to_be_visible(timeout=PAGE_MS)
         wait_for_run(page)
-        expect(page.get_by_text(f"{run_dir.name} (interrupted)")).to_be_visible()
+        expect(page.locator(f".st-key-runs_manage_{run_dir.name}")).to_contain_text(f"{run_dir.name} · ⚠ interrupted")
         expect(page.get_by_text("interrupted: the process running it ended without finishing")).to_be_visible()
         screenshot(page, artifacts, "faults-interrupted-run")
         resume = page.locator(f".st-key-runs_continue_{run_dir.name}").get_by_role("button")
@@ -161,7 +161,8 @@ def test_a_refreshed_or_closed_tab_leaves_training_running_and_a_new_tab_finds_i
 
     home = tmp_path / "home"
     server = start_server("faults-reattach", TLTOOLS_HOME=str(home))
-    progress = re.compile(r"Training the head \(base frozen\): epoch \d+/" + str(REATTACH_EPOCHS))
+    progress = re.compile(r"training the head \(base frozen\): epoch \d+ of at most " + str(REATTACH_EPOCHS),
+                          re.IGNORECASE)
     with browser_page(browser, artifacts, "faults-reattach") as page:
         job_id = start_training(page, server.url, paints_zip(tmp_path / "paints.zip"),
                                 REATTACH_EPOCHS)
@@ -180,7 +181,7 @@ def test_a_refreshed_or_closed_tab_leaves_training_running_and_a_new_tab_finds_i
         page.goto(f"{server.url}/runs")
         expect(page.get_by_role("heading", name="Runs", level=1)).to_be_visible(timeout=PAGE_MS)
         wait_for_run(page)
-        expect(page.get_by_text(f"{run_dir.name} (running)")).to_be_visible()
+        expect(page.locator(f".st-key-runs_manage_{run_dir.name}")).to_contain_text(f"{run_dir.name} · ▶ running")
         screenshot(page, artifacts, "faults-runs-running")
         page.get_by_role("link", name="Watch it train").click()
         page.wait_for_url(re.compile(rf"/train\?job={job_id}(&|$)"), timeout=PAGE_MS)  # &session=… follows
