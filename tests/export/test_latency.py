@@ -22,7 +22,9 @@ def test_latency_of_keras_and_tflite_is_measured_and_kept(run):
     assert kept_latency(read_run(run)) == report
     text = format_latency(report)
     assert "median of 3 runs after 5 warm-up runs" in text and "tflite" in text
-    assert list(latency_table(report)["format"]) == ["keras", "tflite"]
+    table = latency_table(report)
+    assert list(table["format"]) == ["keras", "tflite"] and list(table["threads"]) == ["all", "1"]
+    assert "error" not in table and "median ms/image" in table
 
 
 def test_time_call_counts_warmup_apart():

@@ -116,12 +116,15 @@ def kept_latency(run: runs.RunInfo) -> dict | None:
 
 
 def latency_table(report: dict):
-    """Return a report's rows as a pandas DataFrame: format, runtime, size, ms per image (median, p90), threads, error."""
+    """Return a report's rows as a pandas DataFrame: format, runtime, size, ms per image (median, p90), threads
+    ("all": TensorFlow's default) and, when a format could not be measured, the error."""
     import pandas as pd
 
     frame = pd.DataFrame(report["rows"])
     frame.insert(2, "size", [format_bytes(size) if size else "" for size in frame["size_bytes"]])
-    return frame.drop(columns=["size_bytes"])
+    frame["threads"] = ["all" if threads == 0 else str(threads) for threads in frame["threads"]]
+    frame = frame.drop(columns=["size_bytes"] + (["error"] if frame["error"].isna().all() else []))
+    return frame.rename(columns={"median_ms": "median ms/image", "p90_ms": "p90 ms/image"})
 
 
 def format_latency(report: dict) -> str:
