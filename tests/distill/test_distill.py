@@ -152,3 +152,14 @@ def test_teacher_logits_model_is_the_softmax_input(teacher):
     probs = model.predict(pixels, verbose=0)
     assert np.allclose(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), probs, atol=1e-5)
     assert os.environ["TLTOOLS_HOME"]  # the session fixture isolates the folders these tests write
+
+
+@pytest.mark.slow
+def test_fine_tuning_the_student_is_distilled_too_and_keeps_the_best_epoch(teacher, tmp_path):
+    result = distill(teacher.path, image_size=64, epochs=2, fine_tune_epochs=1, unfreeze="10", compare=False,
+                     run_dir=tmp_path / "student")
+    assert result.metrics["epochs_run"] == 3
+    assert result.metrics["fine_tune_fast_path"] is True  # phase 2 trained on the cached cut, as train does
+    assert 1 <= result.metrics["best_epoch"] <= 3
+    history = (tmp_path / "student" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3 and "objective" in history[0] and "val_loss" in history[0]

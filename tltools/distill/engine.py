@@ -325,7 +325,7 @@ def _fit_student(model, config, data, fast, rows, teacher_logits, dataset, tempe
     phases = [(1, config.epochs, config.learning_rate)]
     if config.fine_tune_epochs:
         phases.append((2, config.fine_tune_epochs, config.phase2_learning_rate))
-    done, best_epoch, best_loss, last = 0, None, None, None
+    done, best_epoch, best_loss, last, best_weights = 0, None, None, None, None
     for phase, epochs, learning_rate in phases:
         if not epochs:
             continue
@@ -361,9 +361,9 @@ def _fit_student(model, config, data, fast, rows, teacher_logits, dataset, tempe
         done += len(history.epoch)
         if keep.weights is not None and (best_loss is None or keep.best < best_loss):
             trained.set_weights(keep.weights)
-            best_epoch, best_loss = keep.best_epoch, keep.best
-        elif keep.weights is not None and phase == 2:
-            pass  # phase 2 did not beat phase 1: its weights are kept below
+            best_epoch, best_loss, best_weights = keep.best_epoch, keep.best, model.get_weights()
+        elif best_weights is not None:
+            model.set_weights(best_weights)  # this phase did not beat the best epoch so far: back to it
         last = cached
     freeze_base(model)
 
