@@ -226,6 +226,29 @@ def run_job(job_dir: Path | str) -> dict:
     return result
 
 
+def warm_up() -> None:
+    """Pay ahead what a job's first steps cost in a new process: the modules training uses, building the
+    default backbone with its weights, and TensorFlow's runtime (one forward pass). Keras' session is
+    cleared afterwards, so the job's layer names are those of a fresh process. Failures are ignored
+    (the job then pays for it itself)."""
+    try:
+        import keras
+        import numpy as np
+
+        import tltools.evaluation  # noqa: F401
+        import tltools.training.fast_path  # noqa: F401
+        from tltools.model import build_model
+        from tltools.training import TrainConfig
+
+        config = TrainConfig()
+        model = build_model(config.backbone, 2, weights=config.weights, input_size=64)
+        model.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
+        del model
+        keras.backend.clear_session()
+    except Exception:  # noqa: BLE001 - only an optimisation
+        pass
+
+
 def _log_to(job_dir: Path) -> None:
     """Send this process's stdout and stderr (file descriptors 1 and 2) to the job's ``worker.log``."""
     handle = os.open(job_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -243,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         import tltools.training  # noqa: F401 - the import is the point: TensorFlow, Keras, the trainer
 
+        warm_up()
         print("ready", flush=True)  # JobManager.wait_warm reads this
         line = sys.stdin.readline().strip()
         if not line:  # the server went away or no longer needs this worker
