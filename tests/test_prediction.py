@@ -130,7 +130,7 @@ def test_bad_arguments_are_refused(model, pixels, arguments, message):
 
 
 def test_unreadable_image_is_a_tltools_error(model):
-    with pytest.raises(TLToolsError, match="not an image"):
+    with pytest.raises(TLToolsError, match="not a picture"):
         predict_images(model, CLASSES, [b"not an image"])
 
 
@@ -146,7 +146,7 @@ def test_unreadable_images_are_reported_in_place_and_the_rest_predicted_in_one_b
     results = predict_images(model, CLASSES, [png(pixels), broken, pixels, png(pixels)], skip_unreadable=True)
     assert calls == [3]  # one forward batch for the three readable images
     assert [type(result).__name__ for result in results] == ["Prediction", "Unreadable", "Prediction", "Prediction"]
-    assert results[1].source == "broken.png" and "not an image" in results[1].reason
+    assert results[1].source == "broken.png" and "not a picture" in results[1].reason
     for result in (results[0], results[2], results[3]):
         np.testing.assert_allclose(result.probabilities, reference(model, pixels), rtol=1e-5, atol=1e-7)
     assert [result.source for result in results] == ["image_0", "broken.png", "image_2", "image_3"]

@@ -499,14 +499,14 @@ ROWS: dict[str, Row] = {
     # --- split settings a tampered session could send: refused before anything is extracted
     "settings-val-fraction-over-1": Row(
         _with({}), settings={"val_fraction": 1.5},
-        error=r"^val_fraction=1\.5 must be between 0 and 1"),
+        error=r"^val_fraction=1\.5 is not allowed; use a number from 0 to 0\.85"),
     "settings-fractions-leaving-nothing-to-train": Row(
         _with({}), settings={"val_fraction": 0.5, "test_fraction": 0.45},
         error=r"val_fraction \+ test_fraction = 0\.95 leaves too few"),
     "settings-fraction-not-a-number": Row(
-        _with({}), settings={"test_fraction": "0.1"},
-        error=r"^test_fraction='0\.1' must be a number"),
-    "settings-negative-seed": Row(_with({}), settings={"seed": -1}, error=r"^seed=-1 must be a whole number"),
+        _with({}), settings={"test_fraction": "ten percent"},
+        error=r"^test_fraction='ten percent' is not allowed; use a number"),
+    "settings-negative-seed": Row(_with({}), settings={"seed": -1}, error=r"^seed=-1 is not allowed; use a whole number from 0"),
 }
 
 @pytest.fixture
