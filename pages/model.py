@@ -29,7 +29,7 @@ from tltools.streamlit_bridge import (
     update_config,
 )
 from tltools.training import TrainConfig
-from tltools.training.config import POOLINGS, unfreeze_problem
+from tltools.training.config import DEFAULT_UNFREEZE, POOLINGS, unfreeze_problem
 
 require_app()
 
@@ -60,9 +60,9 @@ st.caption(f"★ {RECOMMENDED} is the recommended start: small, fast on a CPU, a
            "use.")
 names = [spec.name for spec in specs]
 backbone = st.selectbox("Backbone", names, index=names.index(config().backbone), key="model_backbone")
-if backbone != config().backbone:  # an unfreeze setting the new backbone lacks (a block) goes back to "all"
+if backbone != config().backbone:  # an unfreeze setting the new backbone lacks (a block) goes back to the default
     save(backbone=backbone, image_size=None,
-         unfreeze="all" if unfreeze_problem(backbone, config().unfreeze) else config().unfreeze)
+         unfreeze=DEFAULT_UNFREEZE if unfreeze_problem(backbone, config().unfreeze) else config().unfreeze)
 spec = get_backbone(backbone)
 
 current = config().weights if config().weights in WEIGHTS else "file"

@@ -209,9 +209,9 @@ if start.button("Start training", type="primary", disabled=busy, key="train_star
         st.rerun()
     except TLToolsError as error:
         show_error(error)
-can_stop = busy and job.auto_budget_s is None
-if stop.button("Stop", disabled=not can_stop, key="train_stop", icon=":material/stop:",
-               help="Auto mode ends within its time budget." if busy and not can_stop else None):
+if stop.button("Stop", disabled=not busy, key="train_stop", icon=":material/stop:",
+               help="Auto mode stops after the current trial and trains the best one so far."
+               if busy and job.auto_budget_s is not None else None):
     job_manager().stop(job.job_id)
 
 

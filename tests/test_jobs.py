@@ -279,3 +279,22 @@ def test_a_real_job_trains_into_its_run_folder_and_stopping_it_keeps_its_best_mo
     assert job.status == jobs.STOPPED and 1 <= job.metrics["epochs_run"] < 100
     assert runs.read_run(job.run_dir).status == runs.STOPPED
     assert (job.run_dir / runs.MODEL_FILE).is_file()
+
+
+def test_stop_on_an_auto_job_reaches_the_search(monkeypatch, tmp_path):
+    """The Train page's Stop on a "Find the best model" job ends the search: the job's stop request is run_auto's."""
+    import tltools.auto
+
+    seen = {}
+
+    def fake_run_auto(dataset, **kwargs):
+        seen.update(kwargs)
+        run = types.SimpleNamespace(path=tmp_path / "run")
+        return types.SimpleNamespace(chosen=types.SimpleNamespace(number=0), why="only trial",
+                                     result=types.SimpleNamespace(metrics={"val": {"accuracy": 1.0}}), run=run,
+                                     summary={})
+
+    monkeypatch.setattr(tltools.auto, "run_auto", fake_run_auto)
+    stop = jobs.StopRequest()
+    jobs.auto_trainer(fast_config(), None, log=jobs.TrainingLog(), stop=stop, budget_s=30, runs_root=tmp_path)
+    assert seen["stop"] is stop and seen["time_budget_s"] == 30

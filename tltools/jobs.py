@@ -648,7 +648,8 @@ def auto_trainer(config: TrainConfig, dataset: Dataset, *, log: TrainingLog, sto
 
     Each finished trial is appended to ``log`` (its ``trials.csv`` row), each step becomes a
     log message, and the progress fields say how much of the budget is used. Called like a
-    trainer (``from_run``, ``run_dir`` and ``stop`` are not used: auto mode names its own runs).
+    trainer (``from_run`` and ``run_dir`` are not used: auto mode names its own runs); ``stop`` ends the
+    search after the current trial and trains the best trial so far.
 
     Returns:
         An object with ``metrics`` (the chosen run's), ``run_dir`` (its folder) and ``auto`` (``auto.json``).
@@ -662,7 +663,7 @@ def auto_trainer(config: TrainConfig, dataset: Dataset, *, log: TrainingLog, sto
     log.update(phase=1, phase_name=f"auto mode: finding the best model within {budget:.0f} s", auto_budget_s=budget)
     log.add_message(f"Auto mode: searching backbones and head settings within {budget:.0f} s.")
     outcome = run_auto(dataset, time_budget_s=budget, base_config=config, runs_root=Path(runs_root),
-                       on_trial=lambda record: log.add_trial(record.row()), log=log.add_message)
+                       on_trial=lambda record: log.add_trial(record.row()), log=log.add_message, stop=stop)
     log.update(phase_name="completed")
     log.add_message(f"Auto mode chose trial {outcome.chosen.number}: {outcome.why}")
     return types.SimpleNamespace(metrics=outcome.result.metrics, run_dir=outcome.run.path,

@@ -139,11 +139,13 @@ def test_head_widgets_take_their_range_and_help_from_the_config_fields(app):
     assert app.number_input(key=f"model_image_size_{DEFAULT}").max == TrainConfig.bounds("image_size")[1]
 
 
-def test_switching_to_a_backbone_without_that_block_resets_unfreeze_instead_of_refusing(app):
+def test_switching_to_a_backbone_without_that_block_resets_unfreeze_to_the_default_instead_of_refusing(app):
     rerun(app.radio(key=f"model_unfreeze_mode_{DEFAULT}").set_value("by block"))
     rerun(app.select_slider(key=f"model_unfreeze_block_{DEFAULT}").set_value("6"))
     rerun(app.selectbox(key="model_backbone").select("inception_v3"))  # it has no named blocks
-    assert (saved(app).backbone, saved(app).unfreeze) == ("inception_v3", "all")
+    default_there = TrainConfig(backbone="inception_v3").unfreeze  # the default, resolved for that backbone
+    assert default_there != "all"
+    assert (saved(app).backbone, saved(app).unfreeze) == ("inception_v3", default_there)
     assert not app.error
 
 
