@@ -65,11 +65,22 @@ def job_in(url: str) -> str:
     return parse_qs(urlparse(url).query)["job"][0]
 
 
-def run_folder(home: Path, job_id: str) -> Path:
-    """The run folder of job ``job_id`` under ``home/runs`` (its name ends with the job id)."""
-    found = list((home / "runs").glob(f"*-{job_id}"))
-    assert len(found) == 1, f"expected one run folder for job {job_id}, found {found}"
-    return found[0]
+def run_folder(home: Path, job_id: str, server, seconds: float = 0) -> Path:
+    """The run folder of job ``job_id`` under ``home/runs`` (its name ends with the job id).
+
+    The job's worker process makes the folder when training starts, which may be a while after the page
+    shows the job running (a worker still importing TensorFlow): wait up to ``seconds`` for it to appear.
+    Fails at once when the server died.
+    """
+    def found() -> list[Path]:
+        assert server.process.poll() is None, f"the server ended before job {job_id}'s run folder was made; " \
+                                              f"see {server.log_path} and {home / 'runs' / '.jobs' / job_id}"
+        return list((home / "runs").glob(f"*-{job_id}"))
+
+    folders = wait_until(found, seconds, f"no run folder for job {job_id} under {home / 'runs'}; "
+                                         f"see {home / 'runs' / '.jobs' / job_id / 'worker.log'}", interval=0.2)
+    assert len(folders) == 1, f"expected one run folder for job {job_id}, found {folders}"
+    return folders[0]
 
 
 def wait_for_new_checkpoint(path: Path, seconds: float, server, *, after: int | None = None) -> int:
@@ -119,7 +130,7 @@ def test_a_killed_server_leaves_an_interrupted_run_that_loads_predicts_and_conti
     with browser_page(browser, artifacts, "faults-kill") as page:
         job_id = start_training(page, server.url, paints_zip(tmp_path / "paints.zip"), KILL_EPOCHS)
         expect(page.get_by_test_id("stProgress")).to_be_visible(timeout=PAGE_MS)
-        run_dir = run_folder(home, job_id)
+        run_dir = run_folder(home, job_id, server, CHECKPOINT_SECONDS)
         first = wait_for_new_checkpoint(run_dir / runs.MODEL_FILE, CHECKPOINT_SECONDS, server)
         # The first checkpoint is the first epoch's; a later, better one follows at most 10 s on.
         wait_for_new_checkpoint(run_dir / runs.MODEL_FILE, CHECKPOINT_SECONDS, server, after=first)
@@ -176,7 +187,7 @@ def test_a_refreshed_or_closed_tab_leaves_training_running_and_a_new_tab_finds_i
         screenshot(page, artifacts, "faults-reattached")
         # Closing the tab ends the browser session, not the training.
 
-    run_dir = run_folder(home, job_id)
+    run_dir = run_folder(home, job_id, server)
     with browser_page(browser, artifacts, "faults-new-tab") as page:
         page.goto(f"{server.url}/runs")
         expect(page.get_by_role("heading", name="Runs", level=1)).to_be_visible(timeout=PAGE_MS)
