@@ -115,3 +115,20 @@ def test_a_run_needs_data_only_when_its_images_are_gone_and_then_evaluates_the_d
     status, out, err = evaluate_cli(capsys, run.path, moved, "--json")
     assert status == 0, err
     assert json.loads(out)["val"]["num_images"] == len(recorded(run)["val"])
+
+
+def test_a_process_that_exited_but_was_not_reaped_counts_as_gone():
+    """A worker killed with its server may linger as a zombie; its run must still read back as interrupted."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.waiting import wait_until
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # never waited for: a zombie once it exits
+    try:
+        wait_until(lambda: not runs.pid_alive(child.pid), 30, "an exited, unreaped child still counts as alive")
+        assert runs.pid_alive(os.getpid()) and not runs.pid_alive(0) and not runs.pid_alive(None)
+        assert not runs.owner_alive({"pid": child.pid})
+    finally:
+        child.wait()

@@ -466,10 +466,10 @@ class JobManager:
         state = worker.read_json(job.folder / worker.STATE_FILE) or {}
         if state.get("pid"):
             job.pid = state["pid"]
-            return _pid_alive(state["pid"])
+            return runs.pid_alive(state["pid"])
         claim = job.folder / worker.CLAIM_FILE
         try:  # claimed but not started yet: alive while the server that claimed it is
-            return _pid_alive(int(claim.read_text() or 0))
+            return runs.pid_alive(int(claim.read_text() or 0))
         except (OSError, ValueError):
             return False
 
@@ -603,23 +603,6 @@ def _touch(path: Path) -> None:
         path.touch()
     except OSError:
         pass
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (a zombie child of this process counts as gone)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except PermissionError:
-        return True
-    except (ProcessLookupError, ValueError, OverflowError):
-        return False
-    try:
-        with open(f"/proc/{int(pid)}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _last_lines(path: Path, count: int) -> list[str]:

@@ -321,13 +321,28 @@ def owner_alive(state: dict) -> bool:
     pid = state.get("pid")
     if pid == os.getpid():
         return state.get("process_token") == _PROCESS_TOKEN
+    return pid_alive(pid)
+
+
+def pid_alive(pid) -> bool:
+    """Return whether process ``pid`` exists; a zombie (exited, not yet reaped) counts as gone.
+
+    Args:
+        pid: A process id (anything else, or 0, is not a live process).
+    """
     try:
+        if not pid:
+            return False
         os.kill(int(pid), 0)
     except PermissionError:
         return True
     except (ProcessLookupError, TypeError, ValueError, OverflowError):
         return False
-    return True
+    try:  # a killed worker whose parent died too may stay a zombie where nothing reaps orphans
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _read_optional(path: Path):
