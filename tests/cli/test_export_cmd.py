@@ -41,6 +41,8 @@ def test_a_run_is_exported_into_its_exports_folder_once_with_the_check_beside_it
     status, out, err = _export(capsys, run, "--format", "tflite")
     assert status == 0, err
     assert out.splitlines()[0].startswith(f"wrote {kept} (tflite, ")
+    assert any(line.startswith("note: the file holds no class names") and "labels.txt" in line
+               for line in out.splitlines())  # a TFLite user learns where the class names are
     sidecar = read_json(kept.with_name(kept.name + ".json"))
     assert sidecar["check"]["images"] == 12 and sidecar["format"] == "tflite"
     assert cached_export(read_run(run), "tflite").check == sidecar["check"]  # what the Runs page offers

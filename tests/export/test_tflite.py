@@ -9,6 +9,7 @@ import tensorflow as tf
 from tests.export.helpers import CLASSES, SIZE
 from tltools.errors import TLToolsError
 from tltools.export import FORMATS, export_model, export_run
+from tltools.export.formats import LABELS_NOTE
 from tltools.export import tflite
 from tltools.export.checks import compare, enforce
 
@@ -57,7 +58,7 @@ def test_float32_takes_float_pixels_and_matches_keras_within_1e_4(float32, image
     np.testing.assert_allclose(_run(float32.path, images.astype(np.float32)), expected, atol=1e-4)
     assert float32.check["max_prob_diff"] <= 1e-4
     assert float32.check["top1_agreement"] == 1.0 and float32.check["images"] == len(images)
-    assert float32.notes == ()
+    assert float32.notes == (LABELS_NOTE,)  # where the class names are
 
 
 def test_float16_is_half_the_size_and_within_2e_2(float16, float32, images, expected):
@@ -74,7 +75,8 @@ def test_int8_is_integer_inside_takes_uint8_pixels_and_returns_probabilities(int
     floats = [t["name"] for t in interpreter.get_tensor_details() if t["dtype"] == np.float32]
     assert floats == [target["name"]]  # only the dequantised output: weights and activations are integers
     assert int8.size_bytes < 4.2e6  # about a quarter of the float32 file
-    assert int8.notes == ("input: uint8 RGB pixels 0..255 (scale 1, zero point 0); output: float32 probabilities",)
+    assert int8.notes == ("input: uint8 RGB pixels 0..255 (scale 1, zero point 0); output: float32 probabilities",
+                          LABELS_NOTE)
 
 
 def test_int8_raw_pixels_agree_with_keras_and_the_check_reports_it(int8, images, expected):

@@ -85,15 +85,20 @@ def _write_saved_model(model, class_names, path, _metadata, _representative):
     return ()
 
 
+# TFLite and ONNX files hold no class names, so their users are told where the names are.
+LABELS_NOTE = ("the file holds no class names: output i is the class on line i + 1 of labels.txt (in the run "
+               "folder, and beside the model in the bundle export)")
+
+
 def _tflite_writer(variant: str):
     def write(model, _class_names, path, _metadata, representative):
-        return tflite.write_tflite(model, path, variant, representative)
+        return (*tflite.write_tflite(model, path, variant, representative), LABELS_NOTE)
 
     return write
 
 
 def _write_onnx(model, _class_names, path, _metadata, _representative):
-    return write_onnx(model, path)
+    return (*write_onnx(model, path), LABELS_NOTE)
 
 
 def _write_bundle(model, class_names, path, metadata, _representative):
