@@ -17,7 +17,8 @@ def test_train_auto_prints_the_leaderboard_the_choice_and_why_and_writes_an_ordi
     lines = out.splitlines()
     assert lines[0].startswith("auto: ") and "trials in" in lines[0] and "40 s budget" in lines[0]
     assert any(line.endswith("<- chosen") for line in lines)
-    assert any(line.startswith("chosen: efficientnet_lite0") for line in lines)
+    # which offline backbone wins depends on how many fit the budget on this machine's load
+    assert any(line.startswith("chosen: efficientnet_lite") for line in lines)
     assert any(line.startswith("why: ") for line in lines) and any(line.startswith("fine-tuning: ") for line in lines)
     run = next(line for line in lines if line.startswith("run: ")).removeprefix("run: ")
     summary = json.loads((Path(run) / "auto.json").read_text())

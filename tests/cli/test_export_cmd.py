@@ -110,6 +110,6 @@ def test_a_missing_model_file_is_a_one_line_error(tmp_path, capsys):
 @pytest.mark.slow
 def test_an_unknown_format_is_a_usage_error_listing_the_formats(run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
+        main(["export", str(run), "--format", "coreml", "--out", str(tmp_path / "m.mlmodel")])
     assert exit_info.value.code == 2
-    assert "invalid choice: 'onnx'" in capsys.readouterr().err
+    assert "invalid choice: 'coreml'" in capsys.readouterr().err

@@ -81,8 +81,8 @@ def test_an_export_that_disagrees_is_refused_and_the_old_file_kept(model, images
 
 
 def test_unknown_format_lists_the_valid_ones(model, tmp_path):
-    with pytest.raises(TLToolsError, match=r"unknown export format 'onnx'; use one of: keras, h5, savedmodel, tflite,"):
-        export_model(model, CLASSES, "onnx", tmp_path / "model.onnx")
+    with pytest.raises(TLToolsError, match=r"unknown export format 'coreml'; use one of: keras, h5, savedmodel, tflite,"):
+        export_model(model, CLASSES, "coreml", tmp_path / "model.mlmodel")
 
 
 @pytest.mark.parametrize(("fmt", "name"), [("keras", "model.h5"), ("tflite-int8", "model.zip"), ("bundle", "model")])
