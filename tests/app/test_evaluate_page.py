@@ -72,6 +72,7 @@ def test_shows_the_runs_metrics_and_charts_for_val_and_test(run):
     np.testing.assert_array_equal(heatmap(app), run.metrics["val"]["confusion_matrix"])
 
 
+@pytest.mark.slow
 def test_toggling_normalised_turns_counts_into_row_shares(run):
     app = open_evaluate(run.path)
     counts = heatmap(app)
@@ -81,6 +82,7 @@ def test_toggling_normalised_turns_counts_into_row_shares(run):
     np.testing.assert_allclose(shares, counts / counts.sum(axis=1, keepdims=True))
 
 
+@pytest.mark.slow
 def test_misclassified_gallery_and_its_grad_cam_view_render(run):
     app = open_evaluate(run.path)
     mistakes = run.metrics["val"]["misclassified"]
@@ -103,6 +105,7 @@ def test_missing_dataset_images_are_reported_not_fatal(run, copy_run):
     assert metric(app, "Accuracy") == f"{run.metrics['val']['accuracy']:.1%}"
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_without_metrics_can_be_evaluated_now(run, copy_run):
     killed = copy_run("killed")
     (killed / "metrics.json").unlink()

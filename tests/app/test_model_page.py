@@ -139,6 +139,7 @@ def test_head_widgets_take_their_range_and_help_from_the_config_fields(app):
     assert app.number_input(key=f"model_image_size_{DEFAULT}").max == TrainConfig.bounds("image_size")[1]
 
 
+@pytest.mark.slow
 def test_switching_to_a_backbone_without_that_block_resets_unfreeze_to_the_default_instead_of_refusing(app):
     rerun(app.radio(key=f"model_unfreeze_mode_{DEFAULT}").set_value("by block"))
     rerun(app.select_slider(key=f"model_unfreeze_block_{DEFAULT}").set_value("6"))
@@ -177,6 +178,7 @@ def weights_file(tmp_path, backbone: str) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.slow
 def test_a_fitting_weights_file_is_kept_and_becomes_the_starting_weights(app, tmp_path):
     rerun(app.radio(key="model_weights_source").set_value("file"))
     assert saved(app).weights == "imagenet"

@@ -54,6 +54,7 @@ def test_a_red_image_is_predicted_red_with_a_chart_and_a_csv(run):
     assert app.get("download_button")
 
 
+@pytest.mark.slow
 def test_an_unreadable_image_gets_one_error_and_the_others_are_predicted_in_one_batch(run, monkeypatch):
     import tltools.prediction
 
@@ -70,6 +71,7 @@ def test_an_unreadable_image_gets_one_error_and_the_others_are_predicted_in_one_
     assert batches == [2]  # both readable images in one forward pass
 
 
+@pytest.mark.slow
 def test_the_grad_cam_toggle_shows_an_overlay(run):
     app = upload_images(open_predict(run), ("red.png", RED, "image/png"))
     before = app.get("image")[0].value

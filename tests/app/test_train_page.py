@@ -65,6 +65,7 @@ def test_fine_tuning_settings_default_to_a_tenth_of_the_learning_rate(colours):
     assert config.fine_tune_learning_rate == app.select_slider(key="train_ft_lr").value == 1e-4
 
 
+@pytest.mark.slow
 def test_start_trains_in_the_background_and_the_charts_follow(colours):
     app = train_page(colours)
     app.number_input(key="train_epochs").set_value(2).run()
@@ -86,6 +87,7 @@ def test_start_trains_in_the_background_and_the_charts_follow(colours):
     assert [link.proto.label for link in app.get("page_link")][-1] == "Next: evaluate this model"
 
 
+@pytest.mark.slow
 def test_a_refreshed_page_reattaches_to_its_job_through_the_url(colours):
     first = train_page(colours)
     first.button(key="train_start").click().run()
@@ -107,6 +109,7 @@ def test_a_refreshed_page_reattaches_to_its_job_through_the_url(colours):
     job_manager().wait(job_id, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_session_following_a_link_to_another_job_keeps_its_own_dataset(colours, colours_dir):
     from tltools.data import load_dataset
     from tltools.streamlit_bridge import job_manager
@@ -123,6 +126,7 @@ def test_a_session_following_a_link_to_another_job_keeps_its_own_dataset(colours
     job_manager().wait(job.job_id, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_link_to_a_finished_job_reads_its_data_back_from_the_run(colours):
     from tltools.streamlit_bridge import job_manager
 

@@ -102,6 +102,7 @@ def test_sample_photos_are_recognised_as_cat_and_espresso(lite0_logits_model):
     assert coffee[0]["prob"] > 0.9
 
 
+@pytest.mark.slow
 def test_converted_weights_are_cached_and_reused(isolated_cache, count_conversions, monkeypatch):
     first = efficientnet_lite(0)
     assert count_conversions == [0]
@@ -119,6 +120,7 @@ def test_converted_weights_are_cached_and_reused(isolated_cache, count_conversio
     )
 
 
+@pytest.mark.slow
 def test_damaged_cache_file_is_rebuilt(isolated_cache, count_conversions):
     cached = isolated_cache / "backbones" / "efficientnet_lite0_imagenet.weights.h5"
     cached.parent.mkdir(parents=True)

@@ -236,6 +236,7 @@ def test_a_file_that_is_not_hdf5_is_refused(tmp_path):
         create_backbone("efficientnet_lite0", weights=path, input_size=96)
 
 
+@pytest.mark.slow
 def test_random_weights_differ_between_builds():
     first = create_backbone("efficientnet_lite0", weights="none", input_size=64)
     second = create_backbone("efficientnet_lite0", weights=None, input_size=64)

@@ -77,6 +77,7 @@ def test_legacy_h5_weights_of_another_backbone_name_expected_and_found_shapes(ot
 
 
 @pytest.mark.hostile
+@pytest.mark.slow
 def test_a_whole_model_file_is_not_a_weights_file(tmp_path):
     model = build_model(BACKBONE, 2, weights="none", input_size=64)
     path = save_model(model, tmp_path / "whole-model.h5", ["a", "b"])
@@ -109,6 +110,7 @@ def test_garbage_empty_and_truncated_files_are_refused(lite0_file, tmp_path, con
 
 @pytest.mark.hostile
 @pytest.mark.filterwarnings("ignore:Skipping nested container")
+@pytest.mark.slow
 def test_arrays_of_the_right_shapes_holding_text_are_refused(lite0_file, tmp_path):
     path = tmp_path / "text.weights.h5"
     shutil.copy(lite0_file[0], path)

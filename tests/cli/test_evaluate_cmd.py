@@ -53,6 +53,7 @@ def test_json_reuses_the_runs_split(capsys, run_folder, data):
         assert result[split]["accuracy"] == pytest.approx(counts["ant"] / sum(counts.values()))
 
 
+@pytest.mark.slow
 def test_model_file_uses_the_default_split(capsys, run_folder, data):
     status, out, _ = evaluate(capsys, run_folder / "model.keras", data, "--json", "--top-k", "2")
     assert status == 0
@@ -62,6 +63,7 @@ def test_model_file_uses_the_default_split(capsys, run_folder, data):
     assert result["val"]["top_k"] == 2
 
 
+@pytest.mark.slow
 def test_one_split(capsys, run_folder, data):
     status, out, _ = evaluate(capsys, run_folder, data, "--json", "--split", "test")
     result = json.loads(out)

@@ -152,6 +152,7 @@ def test_image_size_must_fit_a_saved_model(capsys, photos, saved_run):
     assert "--image-size 128 does not fit" in err and "64x64" in err
 
 
+@pytest.mark.slow
 def test_top_k_below_1_is_refused(capsys, photos):
     assert "top_k=0" in run_failing(capsys, "--backbone", "efficientnet_lite0", "--top-k", "0", photos["chelsea"])
 

@@ -70,6 +70,7 @@ def test_preview_leaves_the_model_frozen_as_built(previewed):
     assert not base_of(previewed).trainable
 
 
+@pytest.mark.slow
 def test_preview_does_not_depend_on_what_was_unfrozen_before():
     model = build("efficientnet_lite0")
     apply_unfreeze(model, "all", train_batchnorm=True)

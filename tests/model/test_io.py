@@ -30,6 +30,7 @@ def predict(model, pixels):
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.slow
 def test_model_round_trips_with_class_names_and_metadata(model, pixels, tmp_path, suffix):
     path = save_model(model, tmp_path / f"flowers{suffix}", CLASSES, {"epochs": 3, "val_accuracy": 0.91})
 
@@ -44,6 +45,7 @@ def test_model_round_trips_with_class_names_and_metadata(model, pixels, tmp_path
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.slow
 def test_saved_file_still_loads_with_plain_keras_in_safe_mode(model, pixels, tmp_path, suffix):
     path = save_model(model, tmp_path / f"flowers{suffix}", CLASSES)
 
@@ -70,6 +72,7 @@ def test_h5_file_carries_class_names_as_a_root_attribute(model, tmp_path):
     assert info["class_names"] == CLASSES
 
 
+@pytest.mark.slow
 def test_a_run_folder_loads_its_model_keras(model, tmp_path):
     save_model(model, tmp_path / "run-1" / "model.keras", CLASSES)
 
@@ -89,6 +92,7 @@ def test_saving_replaces_an_existing_file_and_leaves_no_temporary_files(model, t
     assert load_model(path)[1] == ["a", "b", "c"]
 
 
+@pytest.mark.slow
 def test_a_failed_save_keeps_the_previous_file(model, tmp_path):
     path = tmp_path / "flowers.keras"
     save_model(model, path, CLASSES)
@@ -140,6 +144,7 @@ def test_preprocessing_layers_survive_a_safe_mode_round_trip(rule, pixels, tmp_p
     np.testing.assert_allclose(predict(loaded, pixels), predict(tiny, pixels), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_plain_keras_model_loads_with_generic_class_names_and_a_warning(model, tmp_path):
     path = tmp_path / "plain.keras"
     model.save(path)
@@ -190,6 +195,7 @@ def test_hdf5_file_without_a_model_is_refused(tmp_path):
         load_model(path)
 
 
+@pytest.mark.slow
 def test_damaged_class_names_are_reported(model, tmp_path):
     path = save_model(model, tmp_path / "flowers.keras", CLASSES)
     damaged = tmp_path / "damaged.keras"
@@ -202,6 +208,7 @@ def test_damaged_class_names_are_reported(model, tmp_path):
         load_model(damaged)
 
 
+@pytest.mark.slow
 def test_trainability_survives_a_round_trip_and_a_loaded_model_can_be_unfrozen(tmp_path):
     model = build_model("efficientnet_lite0", CLASSES, weights="none", input_size=64)
     unfreeze_top(model, 4)

@@ -59,6 +59,7 @@ def test_the_key_ignores_the_split(colours, reference_key):
     pytest.param(dict(weights="none"), id="weights"),
     pytest.param(dict(unfreeze="20"), id="cut point"),
 ])
+@pytest.mark.slow
 def test_the_key_changes_with_what_the_features_depend_on(colours, reference_key, change):
     assert key_of(colours, **change).digest != reference_key.digest
 

@@ -36,6 +36,7 @@ def two_phase(colours):
     return train(config, colours, log=log), log
 
 
+@pytest.mark.slow
 def test_a_run_folder_holds_everything_needed_to_use_and_reproduce_the_run(two_phase):
     result, _ = two_phase
     files = {path.name for path in result.run.path.iterdir()}
