@@ -31,7 +31,7 @@ with distill_tab:
                     f"(T = {report['settings']['temperature']:g}, alpha = {report['settings']['alpha']:g}).")
         table = comparison_table(report)
         if table is not None:
-            st.dataframe(table, hide_index=True, use_container_width=True)
+            st.dataframe(table, hide_index=True, width="stretch")
     st.markdown("Train a smaller, faster **student** from this run (the **teacher**): it learns from the "
                 "teacher's softened probabilities and the true labels, on the teacher's own split.")
     names = [spec.name for spec in list_backbones()]
@@ -57,7 +57,7 @@ with distill_tab:
                        f"{(result.metrics.get('test') or {}).get('accuracy', float('nan')):.4f}")
             table = comparison_table(result.report)
             if table is not None:
-                st.dataframe(table, hide_index=True, use_container_width=True)
+                st.dataframe(table, hide_index=True, width="stretch")
         except TLToolsError as error:
             show_error(error)
 
@@ -65,7 +65,7 @@ with adapt_tab:
     report_file = run.path / ADAPT_FILE
     if report_file.is_file():
         st.markdown(f"This run was adapted from **{read_json(report_file)['source_run']}**:")
-        st.dataframe(stages_table(read_json(report_file)), hide_index=True, use_container_width=True)
+        st.dataframe(stages_table(read_json(report_file)), hide_index=True, width="stretch")
     st.markdown("Make this run's model work on images from a new camera, stain, season or site, from a zip of "
                 "**unlabelled** images of it. A zip of a few **labelled** ones (class folders) is used only to "
                 "measure how much adaptation helps.")
@@ -93,7 +93,7 @@ with adapt_tab:
                                    on_message=status.write)
                     status.update(label=f"Done: {result.run.run_id}", state="complete")
             st.success(f"Adapted run {result.run.run_id}")
-            st.dataframe(stages_table(result.report), hide_index=True, use_container_width=True)
+            st.dataframe(stages_table(result.report), hide_index=True, width="stretch")
         except TLToolsError as error:
             show_error(error)
 
@@ -112,4 +112,4 @@ with latency_tab:
         st.caption(f"Measured on {machine['cpu']} ({machine['cores']} cores), median of {kept['repeats']} runs "
                    f"after {kept['warmup']} warm-up runs; threads: LiteRT and ONNX Runtime as listed, "
                    "TensorFlow its default (all cores).")
-        st.dataframe(latency_table(kept), hide_index=True, use_container_width=True)
+        st.dataframe(latency_table(kept), hide_index=True, width="stretch")
