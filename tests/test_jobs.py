@@ -298,3 +298,15 @@ def test_stop_on_an_auto_job_reaches_the_search(monkeypatch, tmp_path):
     stop = jobs.StopRequest()
     jobs.auto_trainer(fast_config(), None, log=jobs.TrainingLog(), stop=stop, budget_s=30, runs_root=tmp_path)
     assert seen["stop"] is stop and seen["time_budget_s"] == 30
+
+
+def test_a_task_other_than_training_runs_as_a_thread_job_with_its_options(make_manager):
+    manager = make_manager(1)
+    job = manager.submit(fast_config(), "data", task="tests.worker_trainers:echo_task", options={"word": "hi"})
+    manager.wait(job.job_id, timeout=30)
+    assert job.status == jobs.COMPLETED and job.summary == {"said": ["hi"]} and "hi" in job.log.snapshot()["messages"]
+
+
+def test_a_task_that_cannot_be_imported_by_name_is_refused_when_submitted(make_manager):
+    with pytest.raises(jobs.TLToolsError, match="cannot be imported by name"):
+        make_manager(1).submit(fast_config(), "data", task="tests.worker_trainers:no_such_task")

@@ -156,3 +156,16 @@ def test_the_apps_job_trains_in_a_worker_process_not_in_the_server(colours, monk
     finally:
         job_manager().close()
         job_manager.clear()
+
+
+def test_any_task_runs_as_a_job_with_its_options_and_reports_its_summary(managers, tmp_path):
+    manager = managers(runs_root=tmp_path, trainer=TRAINER, warm=False)
+    job = manager.submit(fast_config(), "data", task="tests.worker_trainers:echo_task",
+                         options={"word": "hello", "times": 2})
+    manager.wait(job.job_id, timeout=180)
+    assert job.status == jobs.COMPLETED, job.error
+    assert job.summary == {"said": ["hello", "hello"]} and job.metrics["pid"] not in (None, os.getpid())
+    assert [text for text in job.log.snapshot()["messages"] if "hello" in str(text)], "the task's log reached the server"
+    seen = jobs.JobManager(runs_root=tmp_path, trainer=TRAINER, processes=True, warm=False)
+    assert seen.get(job.job_id).summary == job.summary and seen.get(job.job_id).task == job.task
+    seen.close()

@@ -23,3 +23,10 @@ def until_stopped(config, dataset, *, log, stop, from_run, run_dir):
         time.sleep(0.05)
     writer.set_status(runs.STOPPED if stop.requested else runs.COMPLETED)
     return types.SimpleNamespace(metrics={"pid": os.getpid(), "epochs_run": epoch, "dataset": dataset})
+
+
+def echo_task(config, dataset, *, log, stop, from_run, run_dir, word, times=1):
+    """A job task other than training: logs ``word`` ``times`` times and returns it in its summary."""
+    for _ in range(times):
+        log.add_message(word)
+    return types.SimpleNamespace(metrics={"pid": os.getpid()}, summary={"said": [word] * times})

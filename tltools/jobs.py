@@ -77,6 +77,11 @@ class Job:
             seconds; None for a plain training job. An auto job's ``run_dir`` becomes the chosen
             run's folder when it ends; its trials appear in ``log.snapshot()["trials"]`` as they finish.
         auto: An auto job's summary (``auto.json``: the chosen trial, the one-line why, ...) once it ends.
+        task: What runs the job, by name (``"module:function"``, called like a trainer with ``options``
+            as keyword arguments), or None for the manager's trainer. Long tasks other than training
+            (auto mode, the LR finder, data health, distillation, adaptation) are jobs this way.
+        options: The task's keyword arguments (JSON-able values and paths).
+        summary: What the task returned besides its metrics (its outcome's ``summary``), once it ends.
         pid: The process running it (a worker process; this one for ``processes=False``), once started.
         folder: The job's folder ``<runs>/.jobs/<id>/`` (see :mod:`tltools.worker`); None for thread jobs.
     """
@@ -95,6 +100,9 @@ class Job:
     submitted_at: datetime.datetime = dataclasses.field(default_factory=datetime.datetime.now)
     auto_budget_s: float | None = None
     auto: dict | None = None
+    task: str | None = None
+    options: dict = dataclasses.field(default_factory=dict)
+    summary: dict | None = None
     pid: int | None = None
     folder: Path | None = None
 
@@ -170,7 +178,8 @@ class JobManager:
         return Path(self.runs_root or paths.runs_dir()).absolute()
 
     def submit(self, config: TrainConfig, dataset: Dataset, *, owner: str | None = None,
-               from_run: Path | str | None = None, auto_budget_s: float | None = None) -> Job:
+               from_run: Path | str | None = None, auto_budget_s: float | None = None,
+               task: str | None = None, options: dict | None = None) -> Job:
         """Queue a training job and return it at once.
 
         The job keeps its own copy of ``config``: changing the caller's object
@@ -184,14 +193,23 @@ class JobManager:
             from_run: A run folder whose model the job continues, or None.
             auto_budget_s: Seconds for an auto-mode search (:func:`auto_trainer`) instead of one
                 training run; None trains ``config`` as it is.
+            task: Run this task (``"module:function"``, called as ``task(config, dataset, log=, stop=,
+                from_run=, run_dir=, **options)`` and returning an object with ``metrics`` and optionally
+                ``run_dir`` and ``summary``) instead of the manager's trainer; None for the trainer.
+            options: Keyword arguments for ``task``.
 
         Returns:
             The queued job, with its id and run folder already set.
 
         Raises:
-            TLToolsError: The config is invalid, or the job folder cannot be written.
+            TLToolsError: The config is invalid, ``task`` cannot be imported by name, or the job
+                folder cannot be written.
         """
         config.validate()
+        if auto_budget_s is not None:
+            task, options = AUTO_TRAINER, {"budget_s": float(auto_budget_s), "runs_root": str(self._root())}
+        if task is not None:
+            worker.trainer_name(task)
         config = copy.deepcopy(config)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         with self._lock:
@@ -199,7 +217,7 @@ class JobManager:
             job_id = self._new_job_id(root)
             run_dir = root / f"{stamp}-{config.backbone}-{job_id}"
             job = Job(job_id, owner, config, dataset, run_dir, Path(from_run) if from_run else None,
-                      auto_budget_s=auto_budget_s)
+                      auto_budget_s=auto_budget_s, task=task, options=dict(options or {}))
             if self.processes:
                 job.folder = root / JOBS_FOLDER / job_id
                 self._persist(job, root)
@@ -216,10 +234,9 @@ class JobManager:
 
     def _persist(self, job: Job, root: Path) -> None:
         """Write a new job's folder: ``job.pkl`` (what the worker needs), ``job.json`` and ``state.json`` (queued)."""
-        auto = job.auto_budget_s is not None
-        spec = {"trainer": AUTO_TRAINER if auto else self._trainer_name, "config": job.config,
+        spec = {"trainer": job.task or self._trainer_name, "config": job.config,
                 "dataset": job.dataset, "from_run": job.from_run, "run_dir": job.run_dir,
-                "options": {"budget_s": job.auto_budget_s, "runs_root": str(root)} if auto else {}}
+                "options": job.options}
         try:
             job.folder.mkdir(parents=True)
             temporary = job.folder / f".{worker.JOB_FILE}.tmp"
@@ -228,7 +245,8 @@ class JobManager:
             worker.write_json(job.folder / worker.JOB_META, {
                 "job_id": job.job_id, "owner": job.owner, "config": job.config.to_dict(),
                 "run_dir": str(job.run_dir), "from_run": str(job.from_run) if job.from_run else None,
-                "submitted_at": job.submitted_at.isoformat(), "auto_budget_s": job.auto_budget_s})
+                "submitted_at": job.submitted_at.isoformat(), "auto_budget_s": job.auto_budget_s,
+                "task": job.task, "options": job.options})
             worker.write_json(job.folder / worker.STATE_FILE, {"status": QUEUED})
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as error:
             raise TLToolsError(f"could not queue the job in {job.folder}: {error}; check that the runs folder "
@@ -364,14 +382,12 @@ class JobManager:
         """Run ``job`` on this thread with the trainer object itself (``processes=False``)."""
         job.pid = os.getpid()
         try:
-            if job.auto_budget_s is not None:
-                result = auto_trainer(job.config, job.dataset, log=job.log, stop=job.stop_request,
-                                      from_run=job.from_run, run_dir=job.run_dir, budget_s=job.auto_budget_s,
-                                      runs_root=self._root())
-                job.run_dir, job.auto = Path(result.run_dir), result.auto
-            else:
-                result = self._trainer(job.config, job.dataset, log=job.log, stop=job.stop_request,
-                                       from_run=job.from_run, run_dir=job.run_dir)
+            run = worker.resolve(job.task) if job.task else self._trainer
+            result = run(job.config, job.dataset, log=job.log, stop=job.stop_request,
+                         from_run=job.from_run, run_dir=job.run_dir, **job.options)
+            if getattr(result, "run_dir", None):
+                job.run_dir = Path(result.run_dir)
+            job.auto, job.summary = getattr(result, "auto", None), getattr(result, "summary", None)
         except Exception as error:  # the run folder records it too; the page shows it
             job.error = str(error) or type(error).__name__
             job.status = FAILED
@@ -509,6 +525,7 @@ class JobManager:
         if result.get("run_dir"):
             job.run_dir = Path(result["run_dir"])
         job.auto = result.get("auto")
+        job.summary = result.get("summary")
         job.dataset = None
         with self._lock:
             self._record_end(job, result)
@@ -519,7 +536,7 @@ class JobManager:
         try:
             worker.write_json(job.folder / worker.STATE_FILE, {
                 "status": result.get("status", FAILED), "error": job.error, "metrics": job.metrics,
-                "run_dir": str(job.run_dir), "auto": job.auto, "pid": job.pid,
+                "run_dir": str(job.run_dir), "auto": job.auto, "summary": job.summary, "pid": job.pid,
                 "finished_at": datetime.datetime.now().isoformat(timespec="seconds")})
             (job.folder / worker.JOB_FILE).unlink(missing_ok=True)
         except OSError:
@@ -533,7 +550,8 @@ class JobManager:
             job = Job(meta["job_id"], meta.get("owner"), TrainConfig.from_dict(meta["config"]), None,
                       Path(meta["run_dir"]), Path(meta["from_run"]) if meta.get("from_run") else None,
                       submitted_at=datetime.datetime.fromisoformat(meta["submitted_at"]),
-                      auto_budget_s=meta.get("auto_budget_s"))
+                      auto_budget_s=meta.get("auto_budget_s"), task=meta.get("task"),
+                      options=meta.get("options") or {})
         except (TypeError, KeyError, ValueError, TLToolsError):
             return None
         job.folder = folder
@@ -541,6 +559,7 @@ class JobManager:
         status = state.get("status", QUEUED)
         if status in FINISHED:
             job.error, job.metrics, job.auto = state.get("error"), state.get("metrics"), state.get("auto")
+            job.summary = state.get("summary")
             job.run_dir = Path(state.get("run_dir") or job.run_dir)
             worker.EventTail(folder / worker.EVENTS_FILE, job.log).poll()
         job.status = status if status in (QUEUED, *FINISHED) else RUNNING

@@ -186,7 +186,8 @@ def run_job(job_dir: Path | str) -> dict:
     with a log that writes ``events.jsonl`` and a stop request that follows the ``stop`` file.
 
     Returns:
-        The result: ``status`` (completed, stopped or failed), ``metrics``, ``run_dir``, ``auto``, ``error``.
+        The result: ``status`` (completed, stopped or failed), ``metrics``, ``run_dir``, ``auto``, ``summary``,
+        ``error``.
     """
     from tltools.training import StopRequest
 
@@ -211,12 +212,13 @@ def run_job(job_dir: Path | str) -> dict:
                           run_dir=spec["run_dir"], **spec.get("options", {}))
         result = {"status": "stopped" if stop.requested else "completed", "metrics": outcome.metrics,
                   "run_dir": str(getattr(outcome, "run_dir", None) or spec["run_dir"]),
-                  "auto": getattr(outcome, "auto", None), "error": None}
+                  "auto": getattr(outcome, "auto", None), "summary": getattr(outcome, "summary", None),
+                  "error": None}
     except BaseException as error:  # noqa: BLE001 - every failure is the job's outcome, reported to the server
         import traceback
 
         traceback.print_exc()
-        result = {"status": "failed", "metrics": None, "run_dir": None, "auto": None,
+        result = {"status": "failed", "metrics": None, "run_dir": None, "auto": None, "summary": None,
                   "error": str(error) or type(error).__name__}
     finally:
         done.set()
