@@ -52,6 +52,11 @@ class Settings:
             (``TLTOOLS_MAX_CONCURRENT_JOBS``, >= 1).
         job_processes: 1 runs each training job in a worker process of its own; 0 on a thread of
             the server (``TLTOOLS_JOB_PROCESSES``; tests of pages use 0 to skip the process start).
+        ray_cpus: CPUs a job asks the Ray cluster for (``TLTOOLS_RAY_CPUS``, >= 0; with ``ray_address``).
+        ray_gpus: GPUs a job asks the Ray cluster for (``TLTOOLS_RAY_GPUS``, >= 0, fractions allowed).
+        ray_address: The Ray cluster jobs run on (``TLTOOLS_RAY_ADDRESS``: ``ray://head:10001``,
+            ``head:6379`` or ``auto``; the one setting that is not a number); None (unset or blank)
+            runs jobs in local worker processes (:mod:`tltools.ray_executor`).
     """
 
     limits: Limits = dataclasses.field(default_factory=Limits)
@@ -59,6 +64,9 @@ class Settings:
     decode_memory_bytes: int = 2 * GIB
     max_concurrent_jobs: int = 1
     job_processes: int = 1
+    ray_cpus: float = 1.0
+    ray_gpus: float = 0.0
+    ray_address: str | None = None
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -73,7 +81,9 @@ class Settings:
             value = env_number(variable, None, kind=kind, minimum=minimum, exclusive=exclusive, environ=environ)
             if value is not None:
                 values[group][name] = value
-        return cls(limits=Limits(**values["limits"]), budget=Budget(**values["budget"]), **values[None])
+        address = (environ.get("TLTOOLS_RAY_ADDRESS") or "").strip() or None
+        return cls(limits=Limits(**values["limits"]), budget=Budget(**values["budget"]), ray_address=address,
+                   **values[None])
 
     @classmethod
     def defaults(cls) -> dict[str, int | float]:
@@ -92,6 +102,8 @@ def _variables() -> dict[str, tuple]:
     table["TLTOOLS_DECODE_MEMORY_BYTES"] = (None, "decode_memory_bytes", int, 0, False)
     table["TLTOOLS_MAX_CONCURRENT_JOBS"] = (None, "max_concurrent_jobs", int, 1, False)
     table["TLTOOLS_JOB_PROCESSES"] = (None, "job_processes", int, 0, False)
+    table["TLTOOLS_RAY_CPUS"] = (None, "ray_cpus", float, 0, False)
+    table["TLTOOLS_RAY_GPUS"] = (None, "ray_gpus", float, 0, False)
     return table
 
 
