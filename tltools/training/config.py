@@ -85,6 +85,9 @@ class TrainConfig(SplitSettings):
                                       "the default, a safe start on small data)")
     train_batchnorm: bool = Field(False, description="also train BatchNorm layers in phase 2 (ruins their "
                                                      "statistics on small data)")
+    gradual_unfreeze: bool = Field(False, description="phase 2 unfreezes one block more at a time from the top, "
+                                                      "each deeper block at a 2.6x lower learning rate, the rate "
+                                                      "decaying along a cosine (ULMFiT's recipe)")
     tensorboard: bool = Field(False, description="also write TensorBoard logs into the run folder")
     top_k: int = Field(5, ge=1, le=100, description="k of the top-k accuracy in evaluation")
 
