@@ -5,8 +5,9 @@ import streamlit as st
 
 from tltools import app_state, runs
 from tltools.errors import TLToolsError
-from tltools.health import analyse, versions
-from tltools.health.projection import findings_by_image, map_figure, project
+from tltools.health import task as health_task
+from tltools.health import versions
+from tltools.health.projection import findings_by_image, map_figure, selected_image
 from tltools.streamlit_bridge import (config, current_job, dataset_name, job_manager, remember_job, require_app,
                                       set_dataset, show_error)
 from tltools.training import TrainConfig
@@ -83,27 +84,78 @@ if dataset is None:
     st.page_link("pages/dataset.py", label="Go to the Dataset page", icon=":material/folder_zip:")
     st.stop()
 
+settings = config()
+report_file = health_task.report_path(dataset, settings)
+manager = job_manager()
+job = manager.get(st.session_state[app_state.HEALTH_JOB])
+if job is None or job.options.get("report") != str(report_file):  # none yet, or one for other data or settings
+    job = health_task.find_running(manager, report_file)  # e.g. started before a refresh, or by another session
+    st.session_state[app_state.HEALTH_JOB] = job.job_id if job is not None else None
+running = job is not None and not job.finished
+
 report = st.session_state[app_state.HEALTH_REPORT]
 if report is not None and report.dataset.fingerprint != dataset.fingerprint:
     report = None  # the session's dataset changed since the analysis
-settings = config()
+try:
+    saved_at = report_file.stat().st_mtime
+except OSError:
+    saved_at = None  # not analysed with these settings yet (or the cache was cleaned)
+if not running and saved_at is not None and (report is None or getattr(report, "saved_at", None) != saved_at):
+    try:  # the latest analysis of this data and these settings, whichever session ran it
+        loaded, coordinates = health_task.load_report(report_file)
+    except TLToolsError as error:
+        show_error(error)
+    else:
+        if loaded.dataset.fingerprint == dataset.fingerprint:
+            loaded.saved_at = saved_at
+            report = st.session_state[app_state.HEALTH_REPORT] = loaded
+            st.session_state[app_state.HEALTH_MAP] = coordinates
 with st.container(horizontal=True, vertical_alignment="center"):
     st.markdown(f"**{dataset_name(dataset)}**: {len(dataset.items)} images in {len(dataset.classes)} classes"
                 + (" (a fixed version)" if dataset.version else ""))
     analyse_clicked = st.button("Analyse" if report is None else "Analyse again", type="primary",
-                                icon=":material/health_and_safety:", key="health_analyse")
+                                icon=":material/health_and_safety:", key="health_analyse", disabled=running,
+                                help="The analysis is running." if running else None)
 if analyse_clicked:
-    bar = st.progress(0.0, text="Getting the features…")
     try:
-        report = analyse(dataset, [settings.backbone], image_size=settings.image_size, weights=settings.weights,
-                         on_progress=lambda stage, done, total: bar.progress(done / max(total, 1), text=stage))
+        job = manager.submit(settings, dataset, owner=st.session_state[app_state.SESSION_ID],
+                             task=health_task.ANALYSIS_TASK, options={"report": str(report_file)})
     except TLToolsError as error:
         show_error(error)
         st.stop()
-    bar.empty()
-    st.session_state[app_state.HEALTH_REPORT] = report
-    st.session_state[app_state.HEALTH_MAP] = None
-    st.rerun()  # draw the page from the new report (the button above now says "Analyse again")
+    st.session_state[app_state.HEALTH_JOB] = job.job_id
+    st.rerun()  # draw the page with the job running (the button disabled, its progress shown)
+
+
+@st.fragment(run_every=1)
+def analysis_progress(job_id: str) -> None:
+    """Show the running analysis' step and progress with a Stop button; when it ends, redraw the page with its report."""
+    job = job_manager().get(job_id)
+    if job is None or job.finished:
+        st.rerun(scope="app")  # the page loads the new report from its file
+    state = job.log.snapshot()
+    place = job_manager().queue_position(job_id)
+    total = max(int(state.get("health_total") or 1), 1)
+    done = min(int(state.get("health_done") or 0), total)
+    if place is not None:
+        text = f"Waiting for the job before it to finish (place {place} in the queue)…"
+    else:
+        text = f"Analysing: {state.get('health_stage') or 'starting'}" + (f" ({done} of {total})" if total > 1 else "")
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.progress(done / total, text=text)
+        if st.button("Stop", icon=":material/stop_circle:", key="health_stop", disabled=job.stop_request.requested):
+            job_manager().stop(job_id)
+    st.caption(f"The analysis runs in the background ({state['elapsed']:.0f} s so far): leaving or refreshing "
+               "the page does not stop it.")
+
+
+if running:
+    analysis_progress(job.job_id)
+    st.stop()
+if job is not None and job.status == "failed":
+    st.error(f"The analysis failed: {job.error}", icon=":material/error:")
+elif job is not None and job.status == "stopped" and not (job.summary or {}).get("report"):
+    st.info("The analysis was stopped; nothing was saved.", icon=":material/stop_circle:")
 if report is None:
     if dataset.version or st.session_state[app_state.HEALTH_RETRAIN] is not None:
         retrain_section()
@@ -161,59 +213,58 @@ def decide(index: int, key: str, suggested: str, *, new_label: str | None, reaso
             del decisions[relpath]
 
 
-def label_issue_cards(items: list) -> None:
-    """One card per likely label error: the image, its neighbours, relabel as suggested."""
-    for issue in items:
-        with st.container(border=True):
-            left, right = st.columns([1, 3])
-            left.image(image_path(issue.index), width=160)
-            with right:
-                st.markdown(f"{describe(issue.index)}  \nLabelled **{classes[issue.given]}**, looks like "
-                            f"**{classes[issue.suggested]}** (label quality {issue.score:.2f})")
-                neighbours(issue.index)
-                decide(issue.index, f"label_{issue.index}", "relabel", new_label=classes[issue.suggested],
-                       reason=f"likely label error (quality {issue.score:.2f}), looks like {classes[issue.suggested]}")
+def image_card(index: int, text: str, *, key: str | None = None, suggested: str = "exclude",
+               new_label: str | None = None, reason: str = "", width: int = 160) -> None:
+    """One finding's card: image ``index`` beside ``text``, its nearest images and, with a ``key``, the actions."""
+    with st.container(border=True):
+        left, right = st.columns([1, 3])
+        left.image(image_path(index), width=width)
+        with right:
+            st.markdown(f"{describe(index)}  \n{text}")
+            neighbours(index)
+            if key is not None:
+                decide(index, key, suggested, new_label=new_label, reason=reason)
 
 
-def duplicate_cards(groups: list) -> None:
-    """One card per duplicate group: every copy; excluding all but the first is suggested."""
-    for number, group in enumerate(groups):
-        with st.container(border=True):
-            flags = [text for text, on in (("label conflict", group.label_conflict),
-                                           ("leakage across splits", group.leakage)) if on]
-            st.markdown(f"**{group.kind.capitalize()} duplicates** (similarity {group.similarity:.3f})"
-                        + (f" · :red[{' · '.join(flags)}]" if flags else ""))
-            st.image([image_path(i) for i in group.indices], width=140,
-                     caption=[f"{table['relpath'].iat[i]} · {table['label'].iat[i]} · {table['split'].iat[i]}"
-                              for i in group.indices])
-            first = table["relpath"].iat[group.indices[0]]
-            for index in group.indices[1:]:
-                st.markdown(describe(index))
-                decide(index, f"dup_{number}_{index}", "exclude", new_label=None,
-                       reason=f"{group.kind} duplicate of {first}" + (f" ({', '.join(flags)})" if flags else ""))
+def duplicate_card(number: int, group) -> None:
+    """One duplicate group's card: every copy side by side; excluding all but the first is suggested."""
+    with st.container(border=True):
+        flags = [text for text, on in (("label conflict", group.label_conflict),
+                                       ("leakage across splits", group.leakage)) if on]
+        st.markdown(f"**{group.kind.capitalize()} duplicates** (similarity {group.similarity:.3f})"
+                    + (f" · :red[{' · '.join(flags)}]" if flags else ""))
+        st.image([image_path(i) for i in group.indices], width=140,
+                 caption=[f"{table['relpath'].iat[i]} · {table['label'].iat[i]} · {table['split'].iat[i]}"
+                          for i in group.indices])
+        first = table["relpath"].iat[group.indices[0]]
+        for index in group.indices[1:]:
+            st.markdown(describe(index))
+            decide(index, f"dup_{number}_{index}", "exclude", new_label=None,
+                   reason=f"{group.kind} duplicate of {first}" + (f" ({', '.join(flags)})" if flags else ""))
 
 
-def outlier_cards(items: list) -> None:
-    """One card per outlier: the image and its nearest images; excluding it is suggested."""
-    for item in items:
-        with st.container(border=True):
-            left, right = st.columns([1, 3])
-            left.image(image_path(item.index), width=160)
-            with right:
-                st.markdown(f"{describe(item.index)}  \nFar from every other image (distance {item.score:.2f}); "
-                            "its nearest images:")
-                neighbours(item.index)
-                decide(item.index, f"out_{item.index}", "exclude", new_label=None,
-                       reason=f"outlier (distance {item.score:.2f})")
+def finding_cards(kind: str, items: list, offset: int) -> None:
+    """The cards of one page of findings of ``kind`` (``items`` start at position ``offset`` of the list)."""
+    for number, item in enumerate(items, start=offset):
+        if kind == "Duplicates":
+            duplicate_card(number, item)
+        elif kind == "Label errors":
+            given, suggested = classes[item.given], classes[item.suggested]
+            image_card(item.index, f"Labelled **{given}**, looks like **{suggested}** (label quality {item.score:.2f})",
+                       key=f"label_{item.index}", suggested="relabel", new_label=suggested,
+                       reason=f"likely label error (quality {item.score:.2f}), looks like {suggested}")
+        else:
+            image_card(item.index, f"Far from every other image (distance {item.score:.2f}); its nearest images:",
+                       key=f"out_{item.index}", reason=f"outlier (distance {item.score:.2f})")
 
 
-def paged(items: list, key: str) -> list:
-    """Return one page of ``items`` (a page picker when there are more than fit)."""
+def paged(items: list, key: str) -> tuple[list, int]:
+    """Return one page of ``items`` (a page picker when there are more than fit) and its first item's position."""
     if len(items) <= CARDS_PER_PAGE:
-        return items
+        return items, 0
     pages = (len(items) + CARDS_PER_PAGE - 1) // CARDS_PER_PAGE
     page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"health_page_{key}")
-    return items[(page - 1) * CARDS_PER_PAGE: page * CARDS_PER_PAGE]
+    return items[(page - 1) * CARDS_PER_PAGE: page * CARDS_PER_PAGE], (page - 1) * CARDS_PER_PAGE
 
 
 findings, map_tab, classes_tab, fix_tab = st.tabs(["Findings", "Map", "Classes", "Fix and retrain"])
@@ -224,34 +275,21 @@ with findings:
     shown = {"Label errors": visible_issues, "Duplicates": report.duplicates, "Outliers": visible_outliers}[kind]
     if not shown:
         st.success(f"No {kind.lower()} found.", icon=":material/check_circle:")
-    elif kind == "Label errors":
-        label_issue_cards(paged(shown, "label"))
-    elif kind == "Duplicates":
-        duplicate_cards(paged(shown, "dup"))
     else:
-        outlier_cards(paged(shown, "out"))
+        finding_cards(kind, *paged(shown, kind.split()[0].lower()))
 
 with map_tab:
-    coordinates = st.session_state[app_state.HEALTH_MAP]
-    if coordinates is None:
-        with st.spinner("Projecting the features to 2-D…"):
-            coordinates = project(report.combined)
-        st.session_state[app_state.HEALTH_MAP] = coordinates
-    event = st.plotly_chart(map_figure(report, coordinates), on_select="rerun", selection_mode="points",
-                            key="health_map_chart", config={"scrollZoom": True})
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if points:
-        index = int(points[0]["customdata"] if not isinstance(points[0]["customdata"], list)
-                    else points[0]["customdata"][0])
-        found = findings_by_image(report).get(index)
-        left, right = st.columns([1, 3])
-        left.image(image_path(index), width=200)
-        with right:
-            st.markdown(describe(index) + (f"  \n**{found}**" if found else ""))
-            st.caption("Its nearest images (label · similarity):")
-            neighbours(index)
-    else:
-        st.caption("Click a point to see its image and its nearest images.")
+    chart, chosen = st.columns([3, 2])
+    with chart:
+        event = st.plotly_chart(map_figure(report, st.session_state[app_state.HEALTH_MAP]), on_select="rerun",
+                                selection_mode="points", key="health_map_chart", config={"scrollZoom": True})
+    with chosen:
+        index = selected_image(event)
+        if index is None:
+            st.info("Click a point to see its image and its nearest images here.", icon=":material/touch_app:")
+        else:
+            found = findings_by_image(report).get(index)
+            image_card(index, f"**{found}**" if found else "No finding.", width=200)
 
 with classes_tab:
     st.subheader("Most confused class pairs")

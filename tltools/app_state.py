@@ -44,10 +44,11 @@ SELECTED_RUN = "selected_run"
 # A user's own uploaded .keras model file for the Predict page (a str path), or None.
 UPLOADED_MODEL = "uploaded_model"
 # The Data health page: the latest tltools.health.HealthReport (of DATASET), its map coordinates, the
-# reviewer's decisions ({relpath: (action, new label, reason)}) and the "Retrain with fixes" job
-# ({"job": id, "before": run folder}), each None or empty until made.
+# analysis job this session follows (its id), the reviewer's decisions ({relpath: (action, new label,
+# reason)}) and the "Retrain with fixes" job ({"job": id, "before": run folder}), each None or empty until made.
 HEALTH_REPORT = "health_report"
 HEALTH_MAP = "health_map"
+HEALTH_JOB = "health_job"
 HEALTH_DECISIONS = "health_decisions"
 HEALTH_RETRAIN = "health_retrain"
 
@@ -66,6 +67,7 @@ DEFAULTS = {
     UPLOADED_MODEL: lambda: None,
     HEALTH_REPORT: lambda: None,
     HEALTH_MAP: lambda: None,
+    HEALTH_JOB: lambda: None,
     HEALTH_DECISIONS: dict,
     HEALTH_RETRAIN: lambda: None,
 }

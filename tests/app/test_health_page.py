@@ -24,6 +24,19 @@ def open_page(dataset=None, image_size: int | None = None) -> AppTest:
     return app
 
 
+def analysed(app: AppTest) -> AppTest:
+    """Press Analyse, wait for the analysis job (on a thread in tests) and draw the page from its report."""
+    from tltools.streamlit_bridge import job_manager
+
+    app.button(key="health_analyse").click().run()
+    assert not app.exception, app.exception
+    job = job_manager().wait(app.session_state["health_job"], timeout=TIMEOUT)
+    assert job.status == "completed", job.error
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
 def test_without_a_dataset_the_page_points_to_the_dataset_page():
     app = open_page()
     assert "Load a dataset first" in app.info[0].value
@@ -36,8 +49,7 @@ def test_analyse_relabel_and_save_a_version_without_touching_the_files(tmp_path)
     planted = write_health_set(root)
     before = {path: hashlib.sha1(path.read_bytes()).hexdigest() for path in root.rglob("*") if path.is_file()}
     app = open_page(load_dataset(root), image_size=96)
-    app.button(key="health_analyse").click().run()
-    assert not app.exception, app.exception
+    analysed(app)
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Likely label errors"] == "1" and metrics["Duplicate groups"] == "1"
     wrong, suggested = planted["label_error"]
@@ -86,3 +98,53 @@ def test_retrain_with_fixes_uses_the_last_runs_settings_and_shows_before_and_aft
     table = app.dataframe[-1].value
     assert list(table.columns) == ["metric", "before (original data)", "after (fixed version)"]
     assert "Validation accuracy" in set(table["metric"]) and table.notna().all().all()
+
+
+@pytest.mark.slow
+def test_a_running_analysis_is_seen_by_another_session_and_its_report_comes_back_from_the_job(tmp_path):
+    from tests.factories import fast_config
+    from tltools.streamlit_bridge import job_manager
+
+    root = tmp_path / "shapes"
+    wrong, _ = write_health_set(root)["label_error"]
+    manager = job_manager()
+    blocker = manager.submit(fast_config(epochs=10000), load_dataset(root), task="tests.worker_trainers:until_stopped")
+    first = open_page(load_dataset(root), image_size=96)
+    first.button(key="health_analyse").click().run()
+    assert not first.exception, first.exception
+    job_id = first.session_state["health_job"]
+    other = open_page(load_dataset(root), image_size=96)  # another tab, or the same one refreshed
+    assert other.session_state["health_job"] == job_id
+    assert other.button(key="health_analyse").disabled, "no second analysis while one runs"
+    assert any("place 1 in the queue" in bar.text for bar in other.get("progress")) or any(
+        "Analysing" in bar.text for bar in other.get("progress"))
+    manager.stop(blocker.job_id)
+    assert manager.wait(job_id, timeout=TIMEOUT).status == "completed"
+    other.run()
+    assert not other.exception, other.exception
+    assert not other.button(key="health_analyse").disabled
+    metrics = {metric.label: metric.value for metric in other.metric}
+    assert metrics["Likely label errors"] == "1"
+    assert other.session_state["health_report"].table["relpath"].iat[
+        other.session_state["health_report"].label_issues[0].index] == wrong
+
+
+def test_stop_cancels_a_waiting_analysis_and_says_nothing_was_saved(tmp_path):
+    from tests.factories import fast_config
+    from tltools.streamlit_bridge import job_manager
+
+    root = tmp_path / "shapes"
+    write_health_set(root, per_class=4)
+    manager = job_manager()
+    blocker = manager.submit(fast_config(epochs=10000), load_dataset(root), task="tests.worker_trainers:until_stopped")
+    try:
+        app = open_page(load_dataset(root), image_size=96)
+        app.button(key="health_analyse").click().run()
+        app.button(key="health_stop").click().run()
+        assert not app.exception, app.exception
+        assert manager.get(app.session_state["health_job"]).status == "stopped"
+        app.run()
+        assert any("nothing was saved" in info.value for info in app.info)
+        assert not app.button(key="health_analyse").disabled and not app.metric
+    finally:
+        manager.stop(blocker.job_id)

@@ -6,7 +6,7 @@ non-destructive dataset versions that accepted fixes become (and is light to imp
 :func:`tltools.data.load_dataset` uses it, so this package imports the analysis lazily).
 """
 
-__all__ = ["HealthReport", "analyse"]
+__all__ = ["AnalysisStopped", "HealthReport", "analyse"]
 
 
 def __getattr__(name: str):

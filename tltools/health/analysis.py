@@ -56,10 +56,8 @@ class HealthReport:
 
     def neighbours(self, index: int, count: int = NEIGHBOURS_SHOWN) -> list[tuple[int, float]]:
         """Return the ``count`` images most similar to image ``index``: ``(index, cosine similarity)``, nearest first."""
-        similarity = self.combined @ self.combined[index]
-        similarity[index] = -np.inf
-        order = np.argsort(-similarity, kind="stable")[:count]
-        return [(int(i), float(similarity[i])) for i in order]
+        indices, similarity = outliers.neighbours(self.combined, count, rows=[index])
+        return [(int(i), float(s)) for i, s in zip(indices[0], similarity[0])]
 
     def to_json(self) -> dict:
         """Return the report as one JSON-friendly dict (the CLI's ``--json``)."""
@@ -86,6 +84,10 @@ class HealthReport:
         }
 
 
+class AnalysisStopped(Exception):
+    """The analysis was stopped (its ``stop`` request) before it finished; nothing half-made is kept."""
+
+
 def analyse(
     dataset: Dataset,
     backbones=DEFAULT_BACKBONES,
@@ -95,6 +97,7 @@ def analyse(
     flip: bool = False,
     seed: int = 0,
     on_progress=None,
+    stop=None,
 ) -> HealthReport:
     """Find likely label errors, duplicates and outliers in ``dataset`` and summarise its classes.
 
@@ -105,34 +108,56 @@ def analyse(
         weights: The base weights, as :class:`~tltools.training.TrainConfig` names them.
         flip: Also use the features of mirrored images (test-time augmentation of the fold heads).
         seed: Seed of the fold assignment.
-        on_progress: Optional ``callable(stage: str, done: int, total: int)``.
+        on_progress: Optional ``callable(stage: str, done: int, total: int)``: decoding and feature
+            extraction per batch, the out-of-fold heads per fold, then each later step as it starts.
+        stop: Optional :class:`~tltools.training.StopRequest`, checked at every progress report.
 
     Returns:
         The :class:`HealthReport`.
 
     Raises:
         TLToolsError: A backbone is unknown or unusable at that size.
+        AnalysisStopped: ``stop`` was requested (an interrupted feature extraction leaves no cache entry).
     """
     started = time.time()
+    report = _progress(on_progress, stop)
+    report("getting the features", 0, 1)
     features = dataset_features(dataset, list(backbones), image_size=image_size, weights=weights, flip=flip,
-                                on_progress=on_progress)
-    return analyse_features(dataset, features, seed=seed, started=started)
+                                on_progress=report)
+    return analyse_features(dataset, features, seed=seed, started=started, on_progress=report)
 
 
-def analyse_features(dataset: Dataset, features: Features, *, seed: int = 0, started: float | None = None) -> HealthReport:
-    """Run the analysis on features already got (see :func:`analyse`)."""
+def _progress(on_progress, stop):
+    """Return ``callable(stage, done, total)`` that raises :class:`AnalysisStopped` once ``stop`` is requested,
+    then passes the report on to ``on_progress``."""
+    def report(stage: str, done: int, total: int) -> None:
+        if stop is not None and stop.requested:
+            raise AnalysisStopped(f"stopped while {stage}")
+        if on_progress is not None:
+            on_progress(stage, done, total)
+
+    return report
+
+
+def analyse_features(dataset: Dataset, features: Features, *, seed: int = 0, started: float | None = None,
+                     on_progress=None) -> HealthReport:
+    """Run the analysis on features already got (see :func:`analyse`; ``on_progress`` may raise to stop it)."""
     started = time.time() if started is None else started
+    report = on_progress or (lambda stage, done, total: None)
     seconds = {"features": round(features.seconds, 2)}
     labels = features.table["label_index"].to_numpy()
     combined = features.combined()
     clock = time.time()
-    probabilities = label_issues.out_of_fold_probabilities(features.views(), labels, seed=seed)
+    probabilities = label_issues.out_of_fold_probabilities(
+        features.views(), labels, seed=seed, on_fold=lambda done, total: report("label errors: fold heads", done, total))
     quality = label_issues.label_quality(labels, probabilities)
     issues = label_issues.find_issues(labels, probabilities)
     seconds["label_issues"] = round(time.time() - clock, 2)
+    report("duplicates", 0, 1)
     clock = time.time()
     groups = duplicates.find_duplicates(features.table, features.views()[0], dataset.root)
     seconds["duplicates"] = round(time.time() - clock, 2)
+    report("outliers", 0, 1)
     clock = time.time()
     found, scores = outliers.find_outliers(combined)
     seconds["outliers"] = round(time.time() - clock, 2)

@@ -50,7 +50,7 @@ class LabelIssue:
 
 
 def out_of_fold_probabilities(views: list[np.ndarray], labels: np.ndarray, *, folds: int = FOLDS, seed: int = 0,
-                              c: float = HEAD_C) -> np.ndarray:
+                              c: float = HEAD_C, on_fold=None) -> np.ndarray:
     """Return each image's class probabilities from heads fitted without it.
 
     Args:
@@ -59,6 +59,7 @@ def out_of_fold_probabilities(views: list[np.ndarray], labels: np.ndarray, *, fo
         folds: Stratified folds (fewer when the smallest class has fewer images).
         seed: Seed of the fold assignment.
         c: Inverse regularisation of the logistic regression.
+        on_fold: Optional ``callable(done, total)``, called before the first fold's head and after each one.
 
     Returns:
         (images, classes) probabilities, rows summing to 1; a class index no image has gets 0.
@@ -72,13 +73,16 @@ def out_of_fold_probabilities(views: list[np.ndarray], labels: np.ndarray, *, fo
     views = [reducer.transform(view) for view in views]
     probabilities = np.zeros((len(labels), classes), dtype=np.float64)
     folder = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
-    for train, held_out in folder.split(views[0], labels):
+    on_fold = on_fold or (lambda done, total: None)
+    on_fold(0, splits)
+    for number, (train, held_out) in enumerate(folder.split(views[0], labels), start=1):
         head = LogisticRegression(C=c, max_iter=300)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a head that stops at max_iter is still a good ranker
             head.fit(np.concatenate([view[train] for view in views]), np.tile(labels[train], len(views)))
         predicted = np.mean([head.predict_proba(view[held_out]) for view in views], axis=0)
         probabilities[np.ix_(held_out, head.classes_)] = predicted
+        on_fold(number, splits)
     return probabilities
 
 

@@ -34,12 +34,25 @@ class Outlier:
     score: float
 
 
-def neighbours(features: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (indices, cosine similarities) of each row's ``count`` nearest other rows, nearest first."""
+def neighbours(features: np.ndarray, count: int, rows=None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (indices, cosine similarities) of the ``count`` nearest other rows of each row, nearest first.
+
+    The one nearest-neighbour search of the analysis: outlier scores and the neighbours a finding's card
+    and the map show.
+
+    Args:
+        features: (images, size) L2-normalised features.
+        count: Neighbours per row (at most ``images - 1``).
+        rows: Row indices to find neighbours of; None for every row.
+
+    Returns:
+        Two (rows, count) arrays: neighbour indices and their cosine similarities.
+    """
     count = min(count, len(features) - 1)
+    rows = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=int).reshape(-1)
     search = NearestNeighbors(n_neighbors=count + 1, metric="cosine", algorithm="brute").fit(features)
-    distances, indices = search.kneighbors(features)
-    order = np.argsort(indices != np.arange(len(features))[:, None], axis=1, kind="stable")  # self first
+    distances, indices = search.kneighbors(features[rows])
+    order = np.argsort(indices != rows[:, None], axis=1, kind="stable")  # self first
     indices = np.take_along_axis(indices, order, axis=1)[:, 1:]
     distances = np.take_along_axis(distances, order, axis=1)[:, 1:]
     return indices, 1.0 - distances

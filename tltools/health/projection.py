@@ -38,6 +38,23 @@ def findings_by_image(report) -> dict[int, str]:
     return {index: "; ".join(parts) for index, parts in found.items()}
 
 
+def selected_image(event) -> int | None:
+    """Return the image index of the point clicked on the map, or None.
+
+    Args:
+        event: What ``st.plotly_chart(map_figure(...), on_select="rerun")`` returned: a mapping with
+            ``selection.points``, each point carrying its ``customdata`` (the image index, alone or in a
+            list); None, or no point selected, gives None. With several points (a box), the first counts.
+    """
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    for point in points:
+        value = point.get("customdata")
+        value = value[0] if isinstance(value, (list, tuple)) and value else value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
 def map_figure(report, coordinates: np.ndarray) -> go.Figure:
     """Return the map: one trace per class (legend toggles it), images with findings outlined and larger.
 
