@@ -405,3 +405,42 @@ def test_a_dataset_that_cannot_be_deleted_is_reported_not_raised(home, cache, mo
     report = clean(Budget(max_age_days=30, **ROOMY))
 
     assert removed(report) == [] and "stuck-1111111111111111" in report.errors[0] and "Permission denied" in report.errors[0]
+
+
+def test_saved_dataset_versions_and_the_uploads_they_are_built_on_are_never_cleaned(home, cache):
+    import pandas as pd
+
+    from tests.health.data import write_health_set
+    from tltools.data import load_dataset
+    from tltools.health import versions
+
+    original = home / "datasets" / "shapes-1111111111111111"
+    write_health_set(original, per_class=3)
+    folder = versions.write_version(load_dataset(original), pd.DataFrame(
+        [("squares/wrong.png", "squares", "circles", "relabel", "fix")], columns=versions.COLUMNS))
+    assert folder.parent == home / "datasets"
+    other = make_dataset(home, "other-2222222222222222", days=90)
+    for path in (original, folder, folder.with_name(folder.name + ".json"), *folder.iterdir(), *original.rglob("*")):
+        age(path, 90)
+
+    report = clean(Budget(max_age_days=30, datasets_max_bytes=0, cache_max_bytes=0))
+
+    assert not other.exists(), "an upload no version uses still goes"
+    assert (folder / versions.CHANGES_FILE).is_file() and original.is_dir()
+    assert [(item.path.name, item.reason) for item in report.kept] == [
+        (original.name, f"in use: the original images of the saved dataset version {folder.name}")]
+    assert load_dataset(folder).items.set_index("relpath").at["squares/wrong.png", "label"] == "circles"
+
+
+def test_old_health_reports_go_with_the_cache(home, cache):
+    reports = cache / "health"
+    reports.mkdir(parents=True)
+    old, fresh = reports / "a.pkl", reports / "b.pkl"
+    old.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"y" * 100)
+    age(old, 90)
+
+    report = clean(Budget(max_age_days=30, **ROOMY))
+
+    assert removed(report) == ["a.pkl"] and report.removed[0].kind == "health"
+    assert not old.exists() and fresh.exists()

@@ -5,8 +5,9 @@ Two areas are cleaned, each against its own size budget:
 - ``datasets``: extracted uploads under :func:`tltools.paths.datasets_dir`, a
   ``<name>-<16 hex digits>/`` folder with its ``.json`` manifest, and the built-in
   sample. Nothing else in that folder is touched: it may be the user's own;
-- ``cache``: feature-cache entries (``features/<stem>.npy`` with its ``.json``) and
-  decoded-image caches (``decoded/*.npy``) under :func:`tltools.paths.cache_dir`.
+- ``cache``: feature-cache entries (``features/<stem>.npy`` with its ``.json``),
+  decoded-image caches (``decoded/*.npy``) and saved data-health reports
+  (``health/*.pkl``, :mod:`tltools.health.task`) under :func:`tltools.paths.cache_dir`.
   Converted backbone weights (``backbones/``) are kept.
 
 An item goes when it was last used more than ``max_age_days`` ago, or, least
@@ -15,7 +16,10 @@ modification time of the dataset folder (refreshed by :func:`lease_dataset`
 whenever a dataset is loaded from it), of a feature entry's ``.json`` and of a
 decoded ``.npy`` (both refreshed on every cache hit).
 
-Never deleted: anything under ``runs/`` (users delete runs themselves), anything
+Never deleted: anything under ``runs/`` (users delete runs themselves), the dataset
+versions the Data health page saves (folders holding ``tltools-version.json``,
+:mod:`tltools.health.versions`: their names are not an extracted upload's, so they are never
+candidates) and the extracted upload each of them is built on, anything
 used within the last hour (:data:`GRACE_SECONDS`), a dataset folder leased by a
 live process (:func:`lease_dataset`: a ``<folder>.lease-<pid>`` file beside it
 while a loaded :class:`~tltools.data.Dataset` lives) or read by a run whose status
@@ -67,7 +71,7 @@ class Removal:
 
     Attributes:
         path: The folder or file.
-        kind: ``dataset``, ``features``, ``decoded``, ``partial`` or ``lease``.
+        kind: ``dataset``, ``features``, ``decoded``, ``health`` (a saved health report), ``partial`` or ``lease``.
         bytes: Its size.
         reason: Why it goes, or for a kept item why it stays.
     """
@@ -278,6 +282,7 @@ def clean(budget: Budget | None = None, *, dry_run: bool = False, home: Path | s
     items = _scan_datasets(datasets_root) + _scan_cache(cache)
     leases, dead_leases = _lease_holders(datasets_root)
     running = _running_runs_by_folder(home / "runs", datasets_root)
+    running.update(_version_originals(datasets_root))
 
     for path in dead_leases:
         _remove(_Item(DATASETS, "lease", path, (), 0, 0.0), "its process has ended", report)
@@ -314,7 +319,7 @@ def _in_use(item: _Item, leases: dict[str, list[int]], running: dict[str, str], 
         if item.path.name in leases:
             return f"in use: leased by process {', '.join(map(str, leases[item.path.name]))}"
         if item.path.name in running:
-            return f"in use: read by the running run {running[item.path.name]}"
+            return f"in use: {running[item.path.name]}"
     if now - item.last_used < GRACE_SECONDS:
         return "in use: used within the last hour"
     return None
@@ -405,6 +410,17 @@ def _scan_cache(cache: Path) -> list[_Item]:
                     items.append(_Item(CACHE, "partial", path, (), path.stat().st_size, path.stat().st_mtime))
             except OSError:
                 continue
+    health = cache / "health"  # tltools.health.task.REPORTS_FOLDER (not imported: it loads the whole analysis)
+    if health.is_dir():
+        for path in health.iterdir():
+            try:
+                if path.name.startswith("."):
+                    items.append(_Item(CACHE, "partial", path, (), _size(path), _newest_mtime(path)))
+                elif path.name.endswith(".pkl") and path.is_file():
+                    stat = path.stat()
+                    items.append(_Item(CACHE, "health", path, (), stat.st_size, stat.st_mtime))
+            except OSError:
+                continue
     if decoded.is_dir():
         for path in decoded.iterdir():
             try:
@@ -433,7 +449,30 @@ def _running_runs_by_folder(runs_root: Path, datasets_root: Path) -> dict[str, s
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # not a run, not running, not reading an extracted dataset, or unreadable
         if relative.parts:
-            found[relative.parts[0]] = folder.name
+            found[relative.parts[0]] = f"read by the running run {folder.name}"
+    return found
+
+
+def _version_originals(datasets_root: Path) -> dict[str, str]:
+    """Return {extracted folder name: why it stays} for the uploads that saved dataset versions are built on.
+
+    A version (:mod:`tltools.health.versions`) holds only a changes CSV; its images are the original's, so
+    the original must outlive it. Versions in the datasets folder are found (where the Data health page saves
+    them); one written elsewhere with ``health --apply … --out DIR`` is not known here.
+    """
+    from tltools.health.versions import VERSION_FILE  # not at the top: tltools.data imports this module
+
+    found: dict[str, str] = {}
+    if not datasets_root.is_dir():
+        return found
+    for folder in datasets_root.iterdir():
+        try:
+            original = Path(fileio.read_json(folder / VERSION_FILE)["original"]).resolve()
+            relative = original.relative_to(datasets_root)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a version, unreadable, or built on a folder outside the datasets folder
+        if relative.parts:
+            found.setdefault(relative.parts[0], f"the original images of the saved dataset version {folder.name}")
     return found
 
 
