@@ -14,6 +14,11 @@ too: jobs still queued when a server stops start when one comes back, and a
 restarted server reattaches to workers still running. Nothing here calls
 Streamlit.
 
+With ``TLTOOLS_RAY_ADDRESS`` set, each job runs as a Ray task on a node of that cluster instead
+(:mod:`tltools.ray_executor`): the same job folder is the channel, so the run, uploads and caches
+must be on storage every node sees, which the first job checks. Each job records where it runs
+(``Job.where``: a local pid or a Ray node), and the Train page shows it.
+
 By default one job trains at a time (``TLTOOLS_MAX_CONCURRENT_JOBS``: worker
 processes at once); later jobs wait in the queue and know their place in it.
 One worker process is kept warm (TensorFlow imported) so that a job starts at
@@ -36,6 +41,7 @@ import queue
 import secrets
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -44,7 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tltools import paths, runs, worker
+from tltools import paths, ray_executor, runs, worker
 from tltools.data.dataset import Dataset
 from tltools.errors import TLToolsError
 from tltools.settings import Settings
@@ -84,6 +90,8 @@ class Job:
         summary: What the task returned besides its metrics (its outcome's ``summary``), once it ends.
         pid: The process running it (a worker process; this one for ``processes=False``), once started.
         folder: The job's folder ``<runs>/.jobs/<id>/`` (see :mod:`tltools.worker`); None for thread jobs.
+        where: Where it runs, in words: ``local process pid N``, ``Ray node … on HOST, pid N``, or a thread
+            of the server; None while it waits.
     """
 
     job_id: str
@@ -105,6 +113,7 @@ class Job:
     summary: dict | None = None
     pid: int | None = None
     folder: Path | None = None
+    where: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -138,18 +147,28 @@ class JobManager:
             None reads ``TLTOOLS_JOB_PROCESSES`` (1, the default, or 0).
         warm: With processes, keep one worker process ready with TensorFlow imported, so a job
             starts without waiting for the import.
+        ray_address: With processes, run each job as a task on this Ray cluster (:mod:`tltools.ray_executor`)
+            instead of a local worker process (no warm worker then); None reads ``TLTOOLS_RAY_ADDRESS``
+            (unset: local processes), ``""`` means local processes whatever the variable says.
 
     Raises:
-        TLToolsError: ``max_concurrent`` is below 1, or the trainer cannot be imported by a worker.
+        TLToolsError: ``max_concurrent`` is below 1, the trainer cannot be imported by a worker, or a
+            Ray address is set but Ray is not installed.
     """
 
     def __init__(self, max_concurrent: int = 1, runs_root: Path | None = None,
-                 trainer: Callable[..., Any] | str = train, processes: bool | None = None, warm: bool = True):
+                 trainer: Callable[..., Any] | str = train, processes: bool | None = None, warm: bool = True,
+                 ray_address: str | None = None):
         if max_concurrent < 1:
             raise TLToolsError(f"max_concurrent={max_concurrent} must be at least 1")
         self.max_concurrent = max_concurrent
         self.runs_root = runs_root
-        self.processes = bool(Settings.from_env().job_processes if processes is None else processes)
+        settings = Settings.from_env()
+        self.processes = bool(settings.job_processes if processes is None else processes)
+        address = settings.ray_address if ray_address is None else ray_address
+        self._ray = (ray_executor.RayExecutor(address, settings.ray_cpus, settings.ray_gpus)
+                     if self.processes and address else None)
+        warm = warm and self._ray is None
         self._trainer = trainer
         self._trainer_name = worker.trainer_name(trainer) if self.processes else None
         if not self.processes and isinstance(trainer, str):
@@ -210,6 +229,9 @@ class JobManager:
             task, options = AUTO_TRAINER, {"budget_s": float(auto_budget_s), "runs_root": str(self._root())}
         if task is not None:
             worker.trainer_name(task)
+        if self._ray is not None:  # once per folder: every node must see the server's folders
+            self._ray.check_storage({"TLTOOLS_HOME": paths.home_dir(), "TLTOOLS_CACHE": paths.cache_dir(),
+                                     "the runs folder": self._root()})
         config = copy.deepcopy(config)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         with self._lock:
@@ -381,6 +403,7 @@ class JobManager:
     def _run_thread(self, job: Job) -> None:
         """Run ``job`` on this thread with the trainer object itself (``processes=False``)."""
         job.pid = os.getpid()
+        job.where = f"a thread of the server's process (pid {job.pid})"
         try:
             run = worker.resolve(job.task) if job.task else self._trainer
             result = run(job.config, job.dataset, log=job.log, stop=job.stop_request,
@@ -409,12 +432,22 @@ class JobManager:
             return
         os.write(claim, str(os.getpid()).encode())
         os.close(claim)
+        if self._ray is not None:
+            try:
+                task = self._ray.submit(job.folder)
+            except Exception as error:  # noqa: BLE001 - a lost connection, a refused submission
+                self._end(job, {"status": FAILED, "error": f"could not submit the job to the Ray cluster: {error}"})
+                return
+            job.where = f"Ray cluster {self._ray.address}: waiting for a node with {self._ray.num_cpus:g} CPU"
+            self._follow(job, task)
+            return
         try:
             process = self._start_worker(job.folder)
         except OSError as error:
             self._end(job, {"status": FAILED, "error": f"could not start a worker process: {error}"})
             return
         job.pid = process.pid
+        job.where = f"local process pid {process.pid}"
         self._follow(job, process)
 
     def _start_worker(self, folder: Path) -> subprocess.Popen:
@@ -451,17 +484,21 @@ class JobManager:
             previous.kill()
             previous.wait(10)
 
-    def _follow(self, job: Job, process: subprocess.Popen | None) -> None:
+    def _follow(self, job: Job, process: "subprocess.Popen | ray_executor.RayTask | None") -> None:
         """Tail the job's events into its log and pass on a stop request until its worker ends; record the outcome.
 
-        ``process`` is the worker this manager started, or None for one started by an
+        ``process`` is the worker process or Ray task this manager started, or None for one started by an
         earlier or another server (followed by the pid in ``state.json``).
         """
         folder = job.folder
         tail = worker.EventTail(folder / worker.EVENTS_FILE, job.log)
-        stop_sent = False
+        stop_sent = placed = False
         while self._worker_alive(job, process):
             tail.poll()
+            if not placed:  # the worker says where it runs (a Ray task's node) once it has started
+                state = worker.read_json(folder / worker.STATE_FILE) or {}
+                if state.get("where"):
+                    job.where, job.pid, placed = state["where"], state.get("pid", job.pid), True
             if job.stop_request.requested and not stop_sent:
                 _touch(folder / worker.STOP_FILE)
                 stop_sent = True
@@ -471,15 +508,18 @@ class JobManager:
         self._end(job, result if result is not None else self._crash(job, process))
 
     @staticmethod
-    def _worker_alive(job: Job, process: subprocess.Popen | None) -> bool:
+    def _worker_alive(job: Job, process: "subprocess.Popen | ray_executor.RayTask | None") -> bool:
         if (job.folder / worker.RESULT_FILE).exists():  # done, even while the process is still exiting
-            if process is not None:
+            if isinstance(process, subprocess.Popen):
                 threading.Thread(target=process.wait, name="tltools-reap", daemon=True).start()
             return False
+        if isinstance(process, ray_executor.RayTask):
+            return process.running()
         if process is not None:
             return process.poll() is None
-            return False
         state = worker.read_json(job.folder / worker.STATE_FILE) or {}
+        if state.get("host") not in (None, socket.gethostname()):
+            return True  # a Ray task on another node, started by an earlier server: followed until its result
         if state.get("pid"):
             job.pid = state["pid"]
             return runs.pid_alive(state["pid"])
@@ -489,14 +529,16 @@ class JobManager:
         except (OSError, ValueError):
             return False
 
-    def _crash(self, job: Job, process: subprocess.Popen | None) -> dict:
-        """The outcome of a worker that ended without a result: its exit status or signal and last output.
+    def _crash(self, job: Job, process: "subprocess.Popen | ray_executor.RayTask | None") -> dict:
+        """The outcome of a worker that ended without a result: its exit status, signal or Ray error, and last output.
 
         The run folder (when the worker had made one) is marked ``interrupted`` with that reason
         when this manager saw the worker end; its last checkpoint stays.
         """
-        code = process.returncode if process is not None else None
-        if code is not None and code < 0:
+        code = process.returncode if isinstance(process, subprocess.Popen) else None
+        if isinstance(process, ray_executor.RayTask):
+            how = f"failed on the Ray cluster ({process.failure() or 'it ended without a result'})"
+        elif code is not None and code < 0:
             try:
                 name = signal.Signals(-code).name
             except ValueError:
@@ -506,7 +548,9 @@ class JobManager:
             how = f"exited with code {code}"
         else:
             how = "ended while no server watched it"
-        reason = f"the worker process (pid {job.pid}) {how} before the job finished"
+        who = f"the job's Ray task ({job.where})" if isinstance(process, ray_executor.RayTask) else (
+            f"the worker process (pid {job.pid})")
+        reason = f"{who} {how} before the job finished"
         lines = _last_lines(job.folder / worker.LOG_FILE, OUTPUT_LINES)
         if lines:
             reason += "; its last output: " + " | ".join(lines)
@@ -537,7 +581,7 @@ class JobManager:
             worker.write_json(job.folder / worker.STATE_FILE, {
                 "status": result.get("status", FAILED), "error": job.error, "metrics": job.metrics,
                 "run_dir": str(job.run_dir), "auto": job.auto, "summary": job.summary, "pid": job.pid,
-                "finished_at": datetime.datetime.now().isoformat(timespec="seconds")})
+                "where": job.where, "finished_at": datetime.datetime.now().isoformat(timespec="seconds")})
             (job.folder / worker.JOB_FILE).unlink(missing_ok=True)
         except OSError:
             pass  # the job in memory has its outcome; only a later server would miss it
@@ -555,7 +599,7 @@ class JobManager:
         except (TypeError, KeyError, ValueError, TLToolsError):
             return None
         job.folder = folder
-        job.pid = state.get("pid")
+        job.pid, job.where = state.get("pid"), state.get("where")
         status = state.get("status", QUEUED)
         if status in FINISHED:
             job.error, job.metrics, job.auto = state.get("error"), state.get("metrics"), state.get("auto")
@@ -670,3 +714,32 @@ def auto_trainer(config: TrainConfig, dataset: Dataset, *, log: TrainingLog, sto
     log.add_message(f"Auto mode chose trial {outcome.chosen.number}: {outcome.why}")
     return types.SimpleNamespace(metrics=outcome.result.metrics, run_dir=outcome.run.path,
                                  auto=dict(outcome.summary))
+
+
+LR_FINDER_TASK = "tltools.jobs:lr_finder_task"
+
+
+def lr_finder_task(config: TrainConfig, dataset: Dataset, *, log: TrainingLog, stop: StopRequest,
+                   from_run: Path | None = None, run_dir: Path | None = None, steps: int = 100, phase: int = 1):
+    """Run the learning-rate finder as a job: :func:`tltools.training.suggest_learning_rate` on ``config``.
+
+    Called like a trainer (``from_run`` and ``run_dir`` are not used: the sweep makes no run; ``stop``
+    cannot cut a sweep of a few seconds short).
+
+    Args:
+        steps: Most batches in the sweep.
+        phase: 1 sweeps the head on the frozen base, 2 the fine-tuning phase.
+
+    Returns:
+        An object with empty ``metrics`` and ``summary``: the result's :meth:`~tltools.training.lr_finder.LRFinderResult.to_dict`.
+
+    Raises:
+        TLToolsError: What :func:`tltools.training.suggest_learning_rate` raises (unusable settings or data).
+    """
+    from tltools.training import suggest_learning_rate
+
+    log.update(phase=phase, phase_name="sweeping the learning rate")
+    log.add_message(f"Learning-rate finder: {steps} batches, the learning rate growing from 1e-7 to 1.")
+    found = suggest_learning_rate(config, dataset, phase=int(phase), steps=int(steps))
+    log.update(phase_name="completed")
+    return types.SimpleNamespace(metrics={}, summary=found.to_dict())

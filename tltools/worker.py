@@ -8,7 +8,7 @@ The job manager (:mod:`tltools.jobs`) gives each job a folder ``<runs>/.jobs/<jo
   metrics, messages, trials); the server tails it to rebuild the job's
   :class:`~tltools.training.TrainingLog`, so any server on the same folders sees the live run;
 - ``stop``: created by the server to ask the worker to stop after its current batch;
-- ``state.json``: ``queued``, ``running`` (with the worker's pid) or the outcome;
+- ``state.json``: ``queued``, ``running`` (with the worker's pid, host and where it runs, in words) or the outcome;
 - ``result.json``: the worker's outcome (status, metrics, run folder, error);
 - ``worker.log``: the worker's stdout and stderr (its last lines explain a crash).
 
@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import pickle
+import socket
 import sys
 import threading
 import time
@@ -178,12 +179,17 @@ def event_log(path: Path):
     return EventLog()
 
 
-def run_job(job_dir: Path | str) -> dict:
+def run_job(job_dir: Path | str, where: str | None = None) -> dict:
     """Run the job in ``job_dir`` in this process and write its ``result.json``.
 
     Reads ``job.pkl`` (``trainer`` name, ``config``, ``dataset``, ``from_run``, ``run_dir``,
     ``options``), calls ``trainer(config, dataset, log=, stop=, from_run=, run_dir=, **options)``
     with a log that writes ``events.jsonl`` and a stop request that follows the ``stop`` file.
+
+    Args:
+        job_dir: The job's folder.
+        where: Where this process runs, in words, for ``state.json`` and the Train page
+            (default ``"local process pid N"``; a Ray task names its node).
 
     Returns:
         The result: ``status`` (completed, stopped or failed), ``metrics``, ``run_dir``, ``auto``, ``summary``,
@@ -192,7 +198,8 @@ def run_job(job_dir: Path | str) -> dict:
     from tltools.training import StopRequest
 
     job_dir = Path(job_dir)
-    write_json(job_dir / STATE_FILE, {"status": "running", "pid": os.getpid()})
+    write_json(job_dir / STATE_FILE, {"status": "running", "pid": os.getpid(), "host": socket.gethostname(),
+                                      "where": where or f"local process pid {os.getpid()}"})
     log = event_log(job_dir / EVENTS_FILE)
     stop = StopRequest()
     done = threading.Event()
@@ -251,7 +258,7 @@ def warm_up() -> None:
         pass
 
 
-def _log_to(job_dir: Path) -> None:
+def redirect_output(job_dir: Path) -> None:
     """Send this process's stdout and stderr (file descriptors 1 and 2) to the job's ``worker.log``."""
     handle = os.open(job_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if not line:  # the server went away or no longer needs this worker
             return 0
         job_dir = Path(line)
-        _log_to(job_dir)
+        redirect_output(job_dir)
         print(f"warm worker {os.getpid()}: imports took {time.monotonic() - started:.1f} s", flush=True)
     elif len(argv) == 1:
         job_dir = Path(argv[0])
