@@ -9,7 +9,8 @@ from tltools import app_state
 from tltools.auto import describe, read_trials
 from tltools.charts.training import batch_loss_figure, epoch_curves_figure, lr_finder_figure, trials_figure
 from tltools.errors import TLToolsError
-from tltools.training import TrainConfig, suggest_learning_rate
+from tltools.jobs import LR_FINDER_TASK
+from tltools.training import LRFinderResult, TrainConfig
 from tltools.training.config import CLASS_WEIGHTS, OPTIMIZERS
 from tltools.training.advice import hints
 from tltools.training.progress import progress_text
@@ -33,6 +34,8 @@ RATES = [float(f"{rate:.2g}") for rate in np.logspace(-5, -1, 17)]
 BATCH_SIZES = [size for size in (4, 8, 16, 32, 64, 128) if TrainConfig.bounds("batch_size")[0] <= size
                <= TrainConfig.bounds("batch_size")[1]]
 REFRESH_SECONDS = 1.0
+# This session's running learning-rate sweep: (job id, the swept settings, the dataset's fingerprint).
+FINDER_JOB = "train_lr_finder_job"
 
 
 # Settings that do not change what the LR finder's sweep sees (phase 1, the training split):
@@ -79,6 +82,41 @@ def changed_since(made_under, settings: TrainConfig, dataset) -> list[str]:
     return changed + (["the dataset"] if fingerprint != dataset.fingerprint else [])
 
 
+def finder_job():
+    """This session's learning-rate sweep job (:data:`~tltools.jobs.LR_FINDER_TASK`), once it has ended taking its
+    result into the session (the chart, the settings it was made under); None when there is none."""
+    pending = st.session_state.get(FINDER_JOB)
+    sweep = job_manager().get(pending[0]) if pending else None
+    if sweep is None or not sweep.finished:
+        return sweep
+    del st.session_state[FINDER_JOB]
+    if sweep.status == "completed":
+        try:
+            st.session_state[app_state.LR_FINDER] = LRFinderResult.from_dict(sweep.summary or {})
+            st.session_state[app_state.LR_FINDER_MADE_UNDER] = (pending[1], pending[2])
+            remember_session()
+        except TLToolsError as error:
+            show_error(error)
+    elif sweep.status == "failed":
+        show_error(TLToolsError(f"the learning-rate finder failed: {sweep.error}"))
+    return sweep
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def sweep_progress() -> None:
+    """While the sweep job waits or runs: say so; once it ends, rerun the page, which draws its result."""
+    pending = st.session_state.get(FINDER_JOB)
+    sweep = job_manager().get(pending[0]) if pending else None
+    if sweep is None or sweep.finished:
+        st.rerun(scope="app")
+    place = job_manager().queue_position(sweep.job_id)
+    if place is not None:
+        st.info(f"The sweep waits for a training job to finish: place {place} in the queue.",
+                icon=":material/hourglass_top:")
+    else:
+        st.info(f"Sweeping the learning rate ({sweep.where or 'starting'})…", icon=":material/search:")
+
+
 def budget_label(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
@@ -94,6 +132,8 @@ settings = config()
 from_run = st.session_state[app_state.FROM_RUN]
 job = current_job()
 busy = job is not None and not job.finished
+sweep = finder_job()  # before the slider: a result that has just arrived offers its rate there
+sweeping = sweep is not None and not sweep.finished
 st.caption(f"{settings.backbone} on **{dataset_name(dataset)}** ({len(dataset.classes)} classes)."
            + (f"  \nContinuing from run `{from_run}`." if from_run else ""))
 
@@ -169,19 +209,23 @@ except TLToolsError as error:
     show_error(error)
 
 STEPS = 60
-with st.expander("Learning-rate finder", expanded=st.session_state[app_state.LR_FINDER] is not None):
+with st.expander("Learning-rate finder", expanded=st.session_state[app_state.LR_FINDER] is not None or sweeping):
     where = ("on augmented images, as phase 1 will train" if settings.augment.enabled else
              "on the cached features of the frozen base, exactly as phase 1 trains the head")
     st.write(f"Trains the new head for {STEPS} batches {where}, while the learning rate grows from 1e-7 to 1, "
              "then restores the weights.")
-    if st.button("Find a learning rate", key="train_lr_find", icon=":material/search:"):
-        with st.spinner("Sweeping the learning rate…"):
-            try:
-                st.session_state[app_state.LR_FINDER] = suggest_learning_rate(settings, dataset, steps=STEPS)
-                st.session_state[app_state.LR_FINDER_MADE_UNDER] = (swept_settings(settings), dataset.fingerprint)
-                remember_session()
-            except TLToolsError as error:
-                show_error(error)
+    if st.button("Find a learning rate", key="train_lr_find", icon=":material/search:", disabled=sweeping,
+                 help="Runs as a job, like training; it waits for a running training job to finish."
+                 if not sweeping else "The sweep is running."):
+        try:
+            sweep = job_manager().submit(settings, dataset, owner=st.session_state[app_state.SESSION_ID],
+                                         task=LR_FINDER_TASK, options={"steps": STEPS})
+            st.session_state[FINDER_JOB] = (sweep.job_id, swept_settings(settings), dataset.fingerprint)
+            st.rerun()
+        except TLToolsError as error:
+            show_error(error)
+    if sweeping:
+        sweep_progress()
     finder = st.session_state[app_state.LR_FINDER]
     if finder is not None:
         stale = changed_since(st.session_state[app_state.LR_FINDER_MADE_UNDER], settings, dataset)
@@ -284,6 +328,8 @@ def live_progress() -> None:
         else:
             st.success(f"Training completed: {scored}. Run `{job.run_dir.name}`.", icon=":material/check_circle:")
         show_hints(job.run_dir)
+    if job.where and job.status != "queued":
+        st.caption(f"{'Runs' if job.status == 'running' else 'Ran'} in {job.where}.")
     if auto:
         trials = state["trials"] if not job.finished else read_trials(job.run_dir).to_dict("records") or state["trials"]
         show_trials(trials, "train_trials")

@@ -1,6 +1,7 @@
 """The Train page: settings go into the session's config, Start runs a background job, charts follow it."""
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -144,10 +145,22 @@ def test_a_link_to_a_finished_job_reads_its_data_back_from_the_run(colours):
         colours.with_splits(val_fraction=0.3, test_fraction=0.0, seed=0).split("val")["relpath"])
 
 
+def finish_sweep(app: AppTest) -> None:
+    """Wait for the session's learning-rate sweep job to end, then rerun the page (which takes its result)."""
+    from tltools.streamlit_bridge import job_manager
+
+    job_id = app.session_state["train_lr_finder_job"][0]
+    assert job_manager().get(job_id).task == "tltools.jobs:lr_finder_task", "the sweep runs as a job"
+    job_manager().wait(job_id, timeout=300)
+    app.run()
+    assert not app.exception, app.exception
+
+
 @pytest.mark.slow
 def test_lr_finder_plots_and_use_suggested_moves_the_slider(colours):
     app = train_page(colours)
     app.button(key="train_lr_find").click().run()
+    finish_sweep(app)
     finder = app.session_state[app_state.LR_FINDER]
     assert finder is not None
     shown = float(f"{finder.suggested:.2g}")
@@ -163,6 +176,24 @@ def test_lr_finder_plots_and_use_suggested_moves_the_slider(colours):
         augment={"flip": "horizontal"})
     app.run()
     assert any("made under other settings (changed since: augment)" in warning.value for warning in app.warning)
+
+
+@pytest.mark.slow
+def test_the_lr_finder_waits_as_a_job_behind_training_with_its_button_disabled(colours):
+    from tltools.streamlit_bridge import job_manager
+
+    blocker = job_manager().submit(TrainConfig(epochs=10_000), "data", task="tests.worker_trainers:until_stopped")
+    app = train_page(colours)
+    try:
+        app.button(key="train_lr_find").click().run()
+        assert app.button(key="train_lr_find").disabled, "no second sweep while one waits or runs"
+        assert any("waits for a training job to finish: place 1 in the queue" in info.value for info in app.info)
+        assert app.session_state[app_state.LR_FINDER] is None
+    finally:
+        job_manager().stop(blocker.job_id)
+    finish_sweep(app)
+    assert app.session_state[app_state.LR_FINDER] is not None and not app.button(key="train_lr_find").disabled
+    assert app.get("plotly_chart"), "the sweep's curve is drawn"
 
 
 def test_page_reruns_leave_the_keras_session_alone(colours, monkeypatch):
@@ -195,6 +226,7 @@ def test_a_stopped_run_is_not_shown_as_completed(colours):
     assert not any("completed" in message.value for message in app.success)
     assert any(warning.value.startswith("Training stopped by you after") and "best model so far is kept"
                in warning.value for warning in app.warning)
+    assert f"Ran in a thread of the server's process (pid {os.getpid()})." in [caption.value for caption in app.caption]
 
 
 @pytest.mark.slow

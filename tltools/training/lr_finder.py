@@ -44,6 +44,24 @@ class LRFinderResult:
         """The recommended learning rate (the valley)."""
         return self.valley
 
+    def to_dict(self) -> dict:
+        """The result as plain JSON values (how it travels in a job's ``summary``)."""
+        return {"curve": {name: [float(value) for value in self.curve[name]] for name in self.curve.columns},
+                "steepest": float(self.steepest), "valley": float(self.valley)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LRFinderResult":
+        """The result :meth:`to_dict` described.
+
+        Raises:
+            TLToolsError: ``data`` is not such a description.
+        """
+        try:
+            return cls(pd.DataFrame(data["curve"]), float(data["steepest"]), float(data["valley"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise TLToolsError(f"the learning-rate finder's result is unreadable ({error}); run the finder again") \
+                from None
+
 
 def find_learning_rate(
     model,
