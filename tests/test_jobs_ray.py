@@ -7,6 +7,7 @@ its own manager. Every test that starts Ray is slow; the one that checks the mis
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,25 @@ def test_without_the_variable_nothing_changes(tmp_path, monkeypatch):
     manager = jobs.JobManager(runs_root=tmp_path, trainer=TRAINER, processes=True, warm=False)
     assert manager._ray is None
     manager.close()
+
+
+def test_a_job_on_another_node_is_followed_by_its_heartbeat_and_fails_when_it_stops(tmp_path, monkeypatch):
+    """A server that did not start a Ray job (a restart) cannot check a pid on another machine: the heartbeat decides."""
+    monkeypatch.setattr(jobs, "HEARTBEAT_TIMEOUT_S", 1.5)
+    folder = tmp_path / jobs.JOBS_FOLDER / "0123abcd"
+    folder.mkdir(parents=True)
+    worker.write_json(folder / worker.JOB_META, {
+        "job_id": "0123abcd", "owner": None, "config": fast_config().to_dict(), "run_dir": str(tmp_path / "run"),
+        "submitted_at": "2026-01-01T00:00:00"})
+    worker.write_json(folder / worker.STATE_FILE, {"status": "running", "pid": 4242, "host": "another-node",
+                                                   "where": "Ray node 0f0f on another-node, pid 4242"})
+    manager = jobs.JobManager(runs_root=tmp_path, trainer=TRAINER, processes=True, warm=False, ray_address="")
+    job = manager.get("0123abcd")
+    for beat in range(6):  # beating: followed as running, however long
+        (folder / worker.HEARTBEAT_FILE).write_text(str(beat))
+        time.sleep(0.5)  # time passing is the point here: three timeouts' worth of beats in all
+        assert job.status == jobs.RUNNING
+    manager.wait(job.job_id, timeout=20)  # no more beats: taken for dead within the timeout
+    assert job.status == jobs.FAILED
+    assert job.error == ("the job's Ray task (Ray node 0f0f on another-node, pid 4242) stopped beating while no "
+                         "server watched it before the job finished")

@@ -45,6 +45,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -127,6 +128,8 @@ JOBS_FOLDER = ".jobs"
 # Lines of a crashed worker's output quoted in its job's error.
 OUTPUT_LINES = 6
 POLL_S = 0.2
+# A job on another machine whose heartbeat has not changed for this long is taken for dead.
+HEARTBEAT_TIMEOUT_S = 60.0
 AUTO_TRAINER = "tltools.jobs:auto_trainer"
 
 
@@ -179,6 +182,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._queue: queue.Queue[str] = queue.Queue()
         self._warm_worker: subprocess.Popen | None = None
+        self._heartbeats: dict[str, tuple[str | None, float]] = {}
         self._warm_lock = threading.Lock()
         self._closed = False
         if self.processes:
@@ -507,8 +511,7 @@ class JobManager:
         result = worker.read_json(folder / worker.RESULT_FILE)
         self._end(job, result if result is not None else self._crash(job, process))
 
-    @staticmethod
-    def _worker_alive(job: Job, process: "subprocess.Popen | ray_executor.RayTask | None") -> bool:
+    def _worker_alive(self, job: Job, process: "subprocess.Popen | ray_executor.RayTask | None") -> bool:
         if (job.folder / worker.RESULT_FILE).exists():  # done, even while the process is still exiting
             if isinstance(process, subprocess.Popen):
                 threading.Thread(target=process.wait, name="tltools-reap", daemon=True).start()
@@ -518,8 +521,8 @@ class JobManager:
         if process is not None:
             return process.poll() is None
         state = worker.read_json(job.folder / worker.STATE_FILE) or {}
-        if state.get("host") not in (None, socket.gethostname()):
-            return True  # a Ray task on another node, started by an earlier server: followed until its result
+        if state.get("host") not in (None, socket.gethostname()):  # a Ray task on another node, started earlier
+            return self._beating(job)
         if state.get("pid"):
             job.pid = state["pid"]
             return runs.pid_alive(state["pid"])
@@ -528,6 +531,18 @@ class JobManager:
             return runs.pid_alive(int(claim.read_text() or 0))
         except (OSError, ValueError):
             return False
+
+    def _beating(self, job: Job) -> bool:
+        """Whether the job's ``heartbeat`` count changed within :data:`HEARTBEAT_TIMEOUT_S` (by this server's clock)."""
+        try:
+            beat = (job.folder / worker.HEARTBEAT_FILE).read_text()
+        except OSError:
+            beat = None
+        now = time.monotonic()
+        last = self._heartbeats.get(job.job_id)
+        if last is None or last[0] != beat:
+            self._heartbeats[job.job_id] = last = (beat, now)
+        return now - last[1] < HEARTBEAT_TIMEOUT_S
 
     def _crash(self, job: Job, process: "subprocess.Popen | ray_executor.RayTask | None") -> dict:
         """The outcome of a worker that ended without a result: its exit status, signal or Ray error, and last output.
@@ -548,8 +563,12 @@ class JobManager:
             how = f"exited with code {code}"
         else:
             how = "ended while no server watched it"
-        who = f"the job's Ray task ({job.where})" if isinstance(process, ray_executor.RayTask) else (
-            f"the worker process (pid {job.pid})")
+        if isinstance(process, ray_executor.RayTask):
+            who = f"the job's Ray task ({job.where})"
+        elif process is None and (job.where or "").startswith("Ray"):
+            who, how = f"the job's Ray task ({job.where})", "stopped beating while no server watched it"
+        else:
+            who = f"the worker process (pid {job.pid})"
         reason = f"{who} {how} before the job finished"
         lines = _last_lines(job.folder / worker.LOG_FILE, OUTPUT_LINES)
         if lines:

@@ -10,7 +10,9 @@ The job manager (:mod:`tltools.jobs`) gives each job a folder ``<runs>/.jobs/<jo
 - ``stop``: created by the server to ask the worker to stop after its current batch;
 - ``state.json``: ``queued``, ``running`` (with the worker's pid, host and where it runs, in words) or the outcome;
 - ``result.json``: the worker's outcome (status, metrics, run folder, error);
-- ``worker.log``: the worker's stdout and stderr (its last lines explain a crash).
+- ``worker.log``: the worker's stdout and stderr (its last lines explain a crash);
+- ``heartbeat``: a count the running worker rewrites every 2 s, so that a server that cannot check
+  the worker's pid (a Ray task on another node) sees whether it still lives.
 
 Run a job with ``python -m tltools.worker JOB_DIR``. ``python -m tltools.worker --warm`` imports
 TensorFlow and the trainer first, then reads one job folder from its standard input and runs it: the
@@ -35,6 +37,8 @@ STATE_FILE, RESULT_FILE, LOG_FILE, CLAIM_FILE = "state.json", "result.json", "wo
 # The methods of TrainingLog an event may replay; anything else in the file is ignored.
 EVENT_OPS = ("update", "add_batch", "add_epoch", "add_trial", "add_message")
 STOP_POLL_S = 0.2
+# A running worker rewrites ``heartbeat`` (a growing count) every HEARTBEAT_EVERY stop polls (2 s).
+HEARTBEAT_FILE, HEARTBEAT_EVERY = "heartbeat", 10
 
 
 def valid_id(job_id: str) -> bool:
@@ -204,10 +208,17 @@ def run_job(job_dir: Path | str, where: str | None = None) -> dict:
     stop = StopRequest()
     done = threading.Event()
 
-    def follow_stop_file():
+    def follow_stop_file():  # and beat: a server on another machine sees the worker live by the count growing
+        beats = 0
         while not done.wait(STOP_POLL_S):
             if (job_dir / STOP_FILE).exists():
                 stop.stop()
+            beats += 1
+            if beats % HEARTBEAT_EVERY == 0:
+                try:
+                    (job_dir / HEARTBEAT_FILE).write_text(str(beats))
+                except OSError:
+                    pass
 
     threading.Thread(target=follow_stop_file, name="tltools-stop-file", daemon=True).start()
     try:
