@@ -1,17 +1,18 @@
 """Distill & adapt page: a small student from a teacher run, adaptation to new images, latency per export format."""
 
-import tempfile
-from pathlib import Path
-
 import streamlit as st
 
-from tltools.adapt import ADAPT_FILE, METHODS, adapt, stages_table
+from tltools import app_state
+from tltools.adapt import ADAPT_FILE, DEFAULT_METHOD, METHODS, stages_table
+from tltools.adapt.task import latest_adapt_job, submit_adapt
 from tltools.backbones import list_backbones
 from tltools.distill import DISTILL_FILE, comparison_table, distill
+from tltools.data import extract_upload
 from tltools.errors import TLToolsError
 from tltools.export.latency import kept_latency, latency_table, measure_run_latency
 from tltools.fileio import read_json
-from tltools.streamlit_bridge import require_app, run_picker, show_error
+from tltools.jobs import FAILED
+from tltools.streamlit_bridge import job_manager, require_app, run_picker, show_error
 
 require_app()
 
@@ -68,34 +69,55 @@ with adapt_tab:
         st.dataframe(stages_table(read_json(report_file)), hide_index=True, width="stretch")
     st.markdown("Make this run's model work on images from a new camera, stain, season or site, from a zip of "
                 "**unlabelled** images of it. A zip of a few **labelled** ones (class folders) is used only to "
-                "measure how much adaptation helps.")
+                "measure how much adaptation helps. Adaptation runs as a background job: you may leave the page.")
     target = st.file_uploader("Unlabelled images of the new domain (.zip)", type=["zip"], key="deploy_target")
     labelled = st.file_uploader("Optional: labelled images of the new domain (.zip of class folders)", type=["zip"],
                                 key="deploy_labelled")
-    method = st.radio("Method", METHODS, index=METHODS.index("both"), horizontal=True,
-                      help="adabn: BatchNorm statistics only (seconds); self-train: pseudo-labels over a few "
-                           "rounds; both: AdaBN, then self-training.")
-    if st.button("Adapt", type="primary", disabled=target is None):
+    method = st.radio("Method", METHODS, index=METHODS.index(DEFAULT_METHOD), horizontal=True,
+                      help="self-train: pseudo-labels over a few rounds, with the run's own images under random "
+                           "colour casts, blur and JPEG; adabn: BatchNorm statistics only (seconds); both: AdaBN, "
+                           "then self-training.")
+    owner = st.session_state[app_state.SESSION_ID]
+    adapt_job = latest_adapt_job(job_manager(), owner, run)
+    busy = adapt_job is not None and not adapt_job.finished
+    if st.button("Adapt", type="primary", disabled=target is None or busy):
         try:
-            with tempfile.TemporaryDirectory(prefix="tltools-adapt-upload-") as folder:
-                target_zip = Path(folder) / "target.zip"
-                target_zip.write_bytes(target.getvalue())
-                labels_dir = None
-                if labelled is not None:
-                    from tltools.data.archive import extract_zip
-
-                    labels_zip = Path(folder) / "labelled.zip"
-                    labels_zip.write_bytes(labelled.getvalue())
-                    labels_dir = Path(folder) / "labelled"
-                    extract_zip(labels_zip, labels_dir)
-                with st.status("Adapting…", expanded=True) as status:
-                    result = adapt(run.path, target_zip, method=method, target_labels=labels_dir,
-                                   on_message=status.write)
-                    status.update(label=f"Done: {result.run.run_id}", state="complete")
-            st.success(f"Adapted run {result.run.run_id}")
-            st.dataframe(stages_table(result.report), hide_index=True, width="stretch")
+            target_dir = extract_upload(target.getvalue(), target.name)
+            labels_dir = extract_upload(labelled.getvalue(), labelled.name) if labelled is not None else None
+            submit_adapt(job_manager(), run, target_dir, target_labels=labels_dir, method=method, owner=owner)
+            st.rerun()
         except TLToolsError as error:
             show_error(error)
+
+    @st.fragment(run_every=2 if busy else None)
+    def adapt_progress() -> None:
+        """The adaptation job's live progress and Stop; its stage table once it has ended."""
+        job = latest_adapt_job(job_manager(), owner, run)
+        if job is None:
+            return
+        if job.finished and busy:
+            st.rerun()  # the whole page: the Adapt button comes back, the polling stops
+        state = job.log.snapshot()
+        with st.container(border=True):
+            if not job.finished:
+                place = job_manager().queue_position(job.job_id)
+                st.markdown(f"**Adapting** ({job.options['method']}): "
+                            + (f"waiting for another job, place {place} in the queue" if place
+                               else state["phase_name"]))
+                if st.button("Stop", icon=":material/stop:", key="adapt_stop",
+                             help="Ends after the current stage or round; the run keeps the model adapted so far."):
+                    job_manager().stop(job.job_id)
+            elif job.status == FAILED:
+                st.error(f"Adaptation failed: {job.error}", icon=":material/error:")
+            else:
+                st.success(f"Adapted run **{job.run_dir.name}** ({job.status}); pick it above to evaluate or "
+                           "export it.", icon=":material/check_circle:")
+                if job.summary:
+                    st.dataframe(stages_table(job.summary), hide_index=True, width="stretch")
+            if state["messages"]:
+                st.code("\n".join(state["messages"][-12:]), language=None)
+
+    adapt_progress()
 
 with latency_tab:
     st.markdown("Milliseconds per image at batch 1 (median after warm-up) and file size of this run's model in "

@@ -7,12 +7,13 @@ import pytest
 
 from tests.factories import COLOURS, colour_images, fast_config, write_tree
 from tltools.adapt import ADAPT_FILE, adapt, adapt_batchnorm, batchnorm_layers, target_images
+from tltools.adapt.corrupt import corrupt_images
 from tltools.adapt.shift import make_shifted_target
 from tltools.data import load_dataset
 from tltools.errors import TLToolsError
 from tltools.model import build_model
 from tltools.paths import home_dir
-from tltools.runs import COMPLETED, RunWriter, read_run
+from tltools.runs import COMPLETED, STOPPED, RunWriter, read_run
 from tltools.training import TrainConfig, train
 
 
@@ -89,6 +90,8 @@ def test_both_methods_write_a_run_with_every_stage_measured(source, shifted, tmp
     assert all(0 <= record["pseudo_labels"] <= record["of_images"] for record in rounds)
     assert any(record["pseudo_labels"] > 0 for record in rounds)
     assert any(line.startswith("self-training round 1: threshold 0.34") for line in lines)
+    assert result.report["source_views"] == 2 and not result.report["stopped"]
+    assert any(line.startswith("computing features of 2 corrupted copies") for line in lines)
     assert _files_below(home_dir()) == home_before  # nothing outside the new run folder (and the feature cache)
 
 
@@ -128,3 +131,59 @@ def test_bad_input_is_one_line_and_leaves_no_run(tmp_path):
     with pytest.raises(TLToolsError, match="no image files in"):
         adapt(writer.path, tmp_path / "empty", run_dir=tmp_path / "adapted")
     assert not (tmp_path / "adapted").exists()
+
+
+class StopAfterRound:
+    """A stop request that turns true once self-training has finished its first round."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, line):
+        if line.startswith("self-training round 1"):
+            self.requested = True
+
+
+@pytest.mark.slow
+def test_stop_ends_self_training_after_the_current_round_and_keeps_the_model(source, shifted, tmp_path):
+    stop = StopAfterRound()
+    result = adapt(source.path, shifted / "unlabeled", method="self-train", thresholds=(0.34, 0.4, 0.5),
+                   epochs_per_round=1, source_views=0, run_dir=tmp_path / "adapted", on_message=stop, stop=stop)
+    run = read_run(tmp_path / "adapted")
+    assert run.status == STOPPED and run.model_path.is_file()
+    assert result.report["stopped"] and [record["round"] for record in result.report["rounds"]] == [1]
+    assert list(result.report["stages"]) == ["source-only", "self-train"]
+
+
+def test_corrupted_copies_are_seeded_uint8_images_that_differ_from_the_source():
+    images = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3)).astype(np.uint8)
+    first = corrupt_images(images, np.random.default_rng(7))
+    assert first.shape == images.shape and first.dtype == np.uint8
+    assert np.array_equal(first, corrupt_images(images, np.random.default_rng(7)))
+    assert not np.array_equal(first, corrupt_images(images, np.random.default_rng(8)))
+    assert all(np.abs(first[i].astype(int) - images[i]).mean() > 5 for i in range(len(images)))
+
+
+def test_negative_source_views_is_one_line(tmp_path):
+    with pytest.raises(TLToolsError, match=r"source_views=-1 must be 0 or more"):
+        adapt(tmp_path / "nowhere", tmp_path, source_views=-1)
+
+
+@pytest.mark.slow
+def test_adapt_runs_as_a_job_with_progress_messages_and_the_report_as_summary(source, shifted, tmp_path):
+    from tltools.adapt.task import ADAPT_TASK, latest_adapt_job, submit_adapt
+    from tltools.jobs import COMPLETED as JOB_COMPLETED
+    from tltools.jobs import JobManager
+
+    manager = JobManager(runs_root=tmp_path / "runs", processes=False)
+    job = submit_adapt(manager, source, shifted / "unlabeled", target_labels=shifted / "labeled", method="adabn",
+                       owner="me")
+    assert job.task == ADAPT_TASK and latest_adapt_job(manager, "me", source) is job
+    assert latest_adapt_job(manager, "someone else", source) is None
+    manager.wait(job.job_id, timeout=300)
+    assert job.status == JOB_COMPLETED, job.error
+    assert list(job.summary["stages"]) == ["source-only", "adabn"]
+    assert job.metrics == job.summary["stages"]["adabn"]
+    assert read_run(job.run_dir).status == COMPLETED and (job.run_dir / ADAPT_FILE).is_file()
+    messages = job.log.snapshot()["messages"]
+    assert any(line.startswith("AdaBN: statistics of") for line in messages)

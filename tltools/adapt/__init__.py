@@ -9,6 +9,6 @@ methods and writes the run; :mod:`tltools.adapt.shift` makes the reproducible sh
 """
 
 from tltools.adapt.adabn import adapt_batchnorm, batchnorm_layers
-from tltools.adapt.engine import ADAPT_FILE, METHODS, AdaptResult, adapt, stages_table, target_images
+from tltools.adapt.engine import ADAPT_FILE, DEFAULT_METHOD, METHODS, AdaptResult, adapt, stages_table, target_images
 
-__all__ = ["ADAPT_FILE", "METHODS", "AdaptResult", "adapt", "adapt_batchnorm", "batchnorm_layers", "stages_table", "target_images"]
+__all__ = ["ADAPT_FILE", "DEFAULT_METHOD", "METHODS", "AdaptResult", "adapt", "adapt_batchnorm", "batchnorm_layers", "stages_table", "target_images"]

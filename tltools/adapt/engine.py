@@ -9,9 +9,17 @@ Methods (``method``):
   target images, those it is at least ``thresholds[r]`` confident about (the
   threshold rises each round) join the run's labelled source training images,
   each target image also in ``views`` strongly augmented copies, and the head
-  is trained on them. Source activations come from the feature cache the run
-  itself filled; target activations are computed once per method.
+  is trained on them. Augmentation consistency: the source training images
+  also join in ``source_views`` copies under random colour casts, blur and
+  JPEG compression (:mod:`tltools.adapt.corrupt`), their true labels kept, so
+  that the head learns to ignore what such a shift does to the base's
+  features. Source activations come from the feature cache the run itself
+  filled; target and corrupted-source activations are computed once per method.
 - ``both``: AdaBN first, then self-training on the adapted base.
+
+``stop`` (an object with ``requested``) ends adaptation after the current
+stage or self-training round; the run is then saved as ``stopped`` with the
+model as adapted so far.
 
 When some target images are labelled (``target_labels``: a folder in any
 dataset layout, or a labels CSV beside images) they are used only to measure:
@@ -37,6 +45,7 @@ import tensorflow as tf
 
 from tltools import runs
 from tltools.adapt.adabn import adapt_batchnorm
+from tltools.adapt.corrupt import corrupt_images
 from tltools.data.augment import AugmentOptions, build_augmenter
 from tltools.data.images import is_image_name
 from tltools.data.pipeline import decode_images
@@ -51,8 +60,12 @@ from tltools.training.split_model import split_at_pooling
 from tltools.training.trainer import prepare_data
 
 METHODS = ("adabn", "self-train", "both")
+# The method that helped on both measured shifts (README, Domain adaptation).
+DEFAULT_METHOD = "self-train"
 ADAPT_FILE = "adapt.json"
 THRESHOLDS = (0.8, 0.9, 0.95)
+# Corrupted copies of each source training image in self-training (augmentation consistency); 0: none.
+SOURCE_VIEWS = 2
 # Strong augmentation of the pseudo-labelled target images (flips, rotation, zoom, shift, contrast).
 STRONG = AugmentOptions(flip="horizontal", rotation=0.08, zoom=0.2, contrast=0.3, translation=0.1)
 
@@ -69,15 +82,17 @@ def adapt(
     run_path,
     target,
     *,
-    method: str = "both",
+    method: str = DEFAULT_METHOD,
     target_labels=None,
     thresholds=THRESHOLDS,
     epochs_per_round: int = 5,
     views: int = 2,
+    source_views: int = SOURCE_VIEWS,
     learning_rate: float | None = None,
     runs_root: Path | None = None,
     run_dir: Path | None = None,
     on_message=None,
+    stop=None,
 ) -> AdaptResult:
     """Adapt a run's model to the unlabelled images in ``target``; write a new run folder.
 
@@ -90,10 +105,13 @@ def adapt(
         thresholds: Confidence threshold of each self-training round (rising).
         epochs_per_round: Head epochs per self-training round.
         views: Strongly augmented copies of each pseudo-labelled target image.
+        source_views: Randomly corrupted copies of each source training image (colour cast, blur,
+            JPEG; labels kept) in self-training; 0 trains on the plain source images only.
         learning_rate: Self-training's learning rate; None: a third of the run's.
         runs_root: Where the new run folder is made (default: the runs folder).
         run_dir: The exact new run folder instead.
         on_message: Optional ``callable(line)`` for progress lines.
+        stop: Optional object whose ``requested`` turns true to end after the current stage or round.
 
     Returns:
         The :class:`AdaptResult`.
@@ -106,6 +124,8 @@ def adapt(
     say = on_message or (lambda _line: None)
     if method not in METHODS:
         raise TLToolsError(f"method={method!r} is unknown; use one of {', '.join(METHODS)}")
+    if int(source_views) < 0:
+        raise TLToolsError(f"source_views={source_views} must be 0 or more corrupted copies per source image")
     thresholds = tuple(float(value) for value in thresholds)
     if not thresholds or any(not 0.0 < value < 1.0 for value in thresholds) or list(thresholds) != sorted(thresholds):
         raise TLToolsError(f"thresholds={thresholds} must be rising numbers between 0 and 1, e.g. 0.8 0.9 0.95")
@@ -125,7 +145,7 @@ def adapt(
         writer.set_status(runs.RUNNING)
         try:
             return _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epochs_per_round, views,
-                          learning_rate, writer, target, target_labels, say)
+                          int(source_views), learning_rate, writer, target, target_labels, say, stop)
         except BaseException as error:
             writer.log(f"failed: {error}")
             writer.set_status(runs.FAILED, error=str(error) or type(error).__name__)
@@ -174,9 +194,10 @@ def _labelled_target(source, classes, size) -> tuple[np.ndarray, np.ndarray]:
     return decode_images(paths, size), np.array([index[label] for label in dataset.items["label"]], np.int64)
 
 
-def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epochs_per_round, views, learning_rate,
-           writer, target, target_labels, say) -> AdaptResult:
+def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epochs_per_round, views, source_views,
+           learning_rate, writer, target, target_labels, say, stop) -> AdaptResult:
     started = time.time()
+    stopped = lambda: stop is not None and stop.requested  # noqa: E731
     for name in ("config.json", "labels.txt", runs.DATASET_FILE, runs.SPLITS_FILE):
         if (source.path / name).is_file():
             shutil.copyfile(source.path / name, writer.path / name)
@@ -184,7 +205,7 @@ def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epo
     original = _predict(model, unlabelled)
     stages = {"source-only": _measure(model, unlabelled, labelled, original, classes)}
     notes = []
-    if method in ("adabn", "both"):
+    if method in ("adabn", "both") and not stopped():
         paths, problem = training_images(source)
         source_pixels = decode_images(paths, int(model.input_shape[1])) if len(paths) >= 2 else None
         if source_pixels is None:
@@ -194,9 +215,9 @@ def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epo
             + (f", relative to {len(source_pixels)} source training images" if source_pixels is not None else ""))
         stages["adabn"] = _measure(model, unlabelled, labelled, original, classes)
     rounds = []
-    if method in ("self-train", "both"):
+    if method in ("self-train", "both") and not stopped():
         rounds = _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs_per_round, views,
-                             learning_rate, say)
+                             source_views, learning_rate, say, stopped)
         stages["adabn + self-train" if method == "both" else "self-train"] = _measure(
             model, unlabelled, labelled, original, classes)
     save_model(model, writer.model_path, classes, metadata={"run_id": writer.path.name,
@@ -205,13 +226,14 @@ def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epo
     report = {"source_run": source.run_id, "method": method, "target": str(target),
               "target_labels": None if target_labels is None else str(target_labels),
               "unlabelled_images": len(unlabelled), "labelled_images": 0 if labelled is None else len(labelled[1]),
-              "stages": stages, "rounds": rounds, "notes": notes, "seconds": round(time.time() - started, 1)}
+              "source_views": source_views if method != "adabn" else 0, "stages": stages, "rounds": rounds,
+              "notes": notes, "stopped": stopped(), "seconds": round(time.time() - started, 1)}
     writer.write_json(ADAPT_FILE, report)
     # Not the source's val/test metrics: those were the unadapted model's (`evaluate` measures this one).
     writer.write_json("metrics.json", {"adaptation": {"method": method, **stages[final]}})
     writer.log(f"completed: {final}: " + ", ".join(f"{key} {value}" for key, value in stages[final].items()
                                                   if isinstance(value, (int, float))))
-    writer.set_status(runs.COMPLETED)
+    writer.set_status(runs.STOPPED if report["stopped"] else runs.COMPLETED)
     return AdaptResult(runs.read_run(writer.path), report)
 
 
@@ -233,8 +255,8 @@ def _measure(model, unlabelled, labelled, original, classes) -> dict:
     return facts
 
 
-def _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs_per_round, views, learning_rate,
-                say) -> list[dict]:
+def _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs_per_round, views, source_views,
+                learning_rate, say, stopped) -> list[dict]:
     """Rounds of pseudo-labelling on the head, source features from the cache; returns one record per round."""
     config = TrainConfig.from_dict(source.config)
     try:
@@ -255,10 +277,20 @@ def _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs
     augmenter = build_augmenter(STRONG, seed=config.seed)
     augmented = [_features(split.extractor, np.asarray(augmenter(unlabelled.astype(np.float32), training=True)))
                  for _ in range(views)]
+    if source_views:
+        say(f"computing features of {source_views} corrupted copies (colour cast, blur, JPEG) of each of the "
+            f"{len(source_y)} source training images")
+    corrupted = [_corrupted_features(split.extractor, data.arrays["train"], config.seed + view)
+                 for view in range(source_views)]
+    source_x = np.concatenate([source_x, *corrupted])
+    source_y = np.concatenate([source_y] * (1 + source_views))
     head = split.head
     rate = learning_rate or config.learning_rate / 3
     records = []
     for number, threshold in enumerate(thresholds, start=1):
+        if stopped():
+            say(f"stopped before self-training round {number}")
+            break
         probs = np.asarray(head.predict(target_x, batch_size=256, verbose=0))
         chosen = probs.max(1) >= threshold
         pseudo = probs.argmax(1)
@@ -286,6 +318,13 @@ def _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs
                if record.get("confident_accuracy_on_labelled") is not None else ""))
         records.append(record)
     return records
+
+
+def _corrupted_features(extractor, pixels, seed: int, chunk: int = 256) -> np.ndarray:
+    """Features of ``pixels`` (an array or NpyRows), each image randomly corrupted, ``chunk`` images in memory at a time."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([_features(extractor, corrupt_images(pixels[start:start + chunk], rng))
+                           for start in range(0, len(pixels), chunk)])
 
 
 def _features(extractor, pixels) -> np.ndarray:

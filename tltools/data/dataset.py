@@ -308,6 +308,23 @@ def _materialise(source, limits: Limits, progress) -> tuple[str, Path, list[Skip
     raise TLToolsError(f"cannot load a dataset from a {type(source).__name__}; give a path, bytes or a file object")
 
 
+def extract_upload(archive, name: str, *, limits: Limits | None = None) -> Path:
+    """Extract an uploaded archive into the uploads area once per content, as :func:`load_dataset` does; return its folder.
+
+    For archives that are not a labelled dataset (e.g. unlabelled images to adapt to): the folder
+    outlives the request that uploaded it, and :mod:`tltools.housekeeping` cleans it like any upload.
+
+    Args:
+        archive: The zip's bytes, a file object or a path.
+        name: The archive's file name (the folder is named after it).
+        limits: Size and count limits (default: :func:`tltools.limits.default_limits`).
+
+    Raises:
+        TLToolsError: An unsafe or oversized archive, or a disk that refuses the write.
+    """
+    return _extract(name, archive, limits or default_limits(), lambda stage, done, total: None)[1]
+
+
 def _extract(name: str, archive, limits: Limits, progress) -> tuple[str, Path, list[Skipped], bool]:
     """Extract an archive into the datasets folder, once per distinct archive content.
 
