@@ -1,6 +1,6 @@
-"""What a worker process costs a job: ``python -m tltools.bench.job_start [DATA] [--repeats N]``.
+"""What a worker process costs a job: ``python -m tltools bench --job-start N [DATA]`` (or ``python -m tltools.bench.job_start``).
 
-Without DATA: submit-to-completed seconds of a job whose trainer only logs one epoch, on a thread of
+Without DATA (and without ../shared): submit-to-completed seconds of a job whose trainer only logs one epoch, on a thread of
 this process and in a warm worker process (the overhead of a process job). With DATA: the same for a
 warm-cache head retrain (20 epochs, a new learning rate each time, efficientnet_lite0 at 224 px, the
 benchmark's settings) after one run has filled the feature cache: what the user waits for after moving
@@ -65,15 +65,53 @@ def measure(data: str | None, repeats: int, root: Path) -> dict:
     return results
 
 
+def run(data: str | None, repeats: int) -> dict:
+    """Measure in a temporary folder with its own cold feature cache (the warm-up run fills it).
+
+    Args:
+        data: An image folder; None uses ``../shared/datasets/flowers12`` when present, else the stand-in
+            trainer only (what the process hand-off costs).
+        repeats: Jobs per way of running.
+
+    Returns:
+        ``{"data", "results": {way: {"seconds", "median"}}, "load_before", "load_after"}``.
+    """
+    from tltools.bench.data import default_data
+
+    data = data or (str(default_data()) if default_data() else None)
+    before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as root:
+        saved = os.environ.get("TLTOOLS_CACHE")
+        os.environ["TLTOOLS_CACHE"] = str(Path(root) / "cache")  # the workers inherit it
+        try:
+            results = measure(data, repeats, Path(root))
+        finally:
+            if saved is None:
+                os.environ.pop("TLTOOLS_CACHE", None)
+            else:
+                os.environ["TLTOOLS_CACHE"] = saved
+    return {"data": data, "results": results, "load_before": before, "load_after": os.getloadavg()}
+
+
+def format_report(report: dict) -> str:
+    """The report as a few lines of text: each way's seconds and median."""
+    what = (f"warm-cache retrain of {report['data']} (efficientnet_lite0, 224 px, 20 epochs, new learning rate)"
+            if report["data"] else "a stand-in job that logs one epoch")
+    lines = [f"Start to saved model, {what}:"]
+    for way, found in report["results"].items():
+        lines.append(f"  {way:14} median {found['median']:6.2f} s   each: "
+                     + ", ".join(f"{seconds:.2f}" for seconds in found["seconds"]))
+    lines.append("load average before {:.1f}, after {:.1f}".format(report["load_before"][0], report["load_after"][0]))
+    return "\n".join(lines)
+
+
 def main() -> int:
     """Parse the arguments, measure, print JSON; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", help="an image folder (e.g. ../shared/datasets/flowers12)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as root:
-        results = measure(args.data, args.repeats, Path(root))
-    print(json.dumps({"data": args.data, "results": results, "load_after": os.getloadavg()}, indent=2))
+    print(json.dumps(run(args.data, args.repeats), indent=2))
     return 0
 
 

@@ -43,12 +43,22 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--auto", type=float, default=0.0, metavar="SECONDS",
                         help="also run auto mode (train --auto) within SECONDS from an empty feature cache "
                              "(default: not run)")
+    parser.add_argument("--job-start", type=int, default=0, metavar="REPEATS",
+                        help="instead: time the warm-cache retrain (new learning rate, 20 epochs) from Start to a "
+                             "saved model through the job runner, on a thread, in the warm worker and in a fresh "
+                             "worker, REPEATS times each (tltools.bench.job_start)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print the table (or JSON); return 0."""
+    if args.job_start:
+        from tltools.bench import job_start
+
+        report = job_start.run(args.data, args.job_start)
+        print(json.dumps(report, indent=2) if args.json else job_start.format_report(report))
+        return 0
     settings = BenchSettings(
         data=args.data, backbone=args.backbone, weights=args.weights, image_size=args.image_size,
         batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr, warm_epochs=args.warm_epochs,
