@@ -187,3 +187,29 @@ def test_adapt_runs_as_a_job_with_progress_messages_and_the_report_as_summary(so
     assert read_run(job.run_dir).status == COMPLETED and (job.run_dir / ADAPT_FILE).is_file()
     messages = job.log.snapshot()["messages"]
     assert any(line.startswith("AdaBN: statistics of") for line in messages)
+
+
+@pytest.mark.slow
+def test_self_training_fine_tunes_only_the_top_block_and_the_head(source, shifted, tmp_path):
+    from tltools.model.io import load_model
+
+    lines = []
+    result = adapt(source.path, shifted / "unlabeled", method="self-train", thresholds=(0.34,), epochs_per_round=2,
+                   source_views=1, unfreeze="block:7", run_dir=tmp_path / "adapted", on_message=lines.append)
+    assert result.report["unfreeze"] == "block:7"
+    assert any(line.startswith("fine-tuning the base from block:7 on") for line in lines)
+    before = {weight.path: weight.numpy() for weight in load_model(source.path)[0].weights}
+    adapted = load_model(tmp_path / "adapted")[0]
+    changed = {weight.path for weight in adapted.weights if not np.allclose(before[weight.path], weight.numpy())}
+    assert any("block7" in path for path in changed)
+    assert not any("block1" in path or "block6" in path for path in changed)
+    assert not any(path.endswith(("moving_mean", "moving_variance")) for path in changed)  # BatchNorm in inference mode
+    assert not adapted.get_layer("base").trainable
+
+
+@pytest.mark.slow
+def test_an_unfreeze_setting_the_backbone_lacks_is_one_line_before_any_run_folder(source, tmp_path):
+    write_tree(tmp_path / "target", colour_images(COLOURS, 2, seed=1))
+    with pytest.raises(TLToolsError, match=r"^unfreeze='block:99': efficientnet_lite0 has no block 99") as error:
+        adapt(source.path, tmp_path / "target", method="self-train", unfreeze="block:99", run_dir=tmp_path / "adapted")
+    assert "\n" not in str(error.value) and not (tmp_path / "adapted").exists()

@@ -52,11 +52,12 @@ from tltools.data.pipeline import decode_images
 from tltools.errors import TLToolsError
 from tltools.evaluation.metrics import classification_metrics
 from tltools.export.run import training_images
+from tltools.model.freezing import apply_unfreeze, freeze_base, preview_unfreeze
 from tltools.model.io import load_model, save_model
 from tltools.training.config import TrainConfig
 from tltools.training.fast_path import FastPaths
 from tltools.training.optimizers import make_optimizer
-from tltools.training.split_model import split_at_pooling
+from tltools.training.split_model import split_at_pooling, split_for_fine_tuning
 from tltools.training.trainer import prepare_data
 
 METHODS = ("adabn", "self-train", "both")
@@ -66,6 +67,8 @@ ADAPT_FILE = "adapt.json"
 THRESHOLDS = (0.8, 0.9, 0.95)
 # Corrupted copies of each source training image in self-training (augmentation consistency); 0: none.
 SOURCE_VIEWS = 2
+# Base layers self-training fine-tunes with the head; None: the head alone.
+UNFREEZE = None
 # Strong augmentation of the pseudo-labelled target images (flips, rotation, zoom, shift, contrast).
 STRONG = AugmentOptions(flip="horizontal", rotation=0.08, zoom=0.2, contrast=0.3, translation=0.1)
 
@@ -88,6 +91,7 @@ def adapt(
     epochs_per_round: int = 5,
     views: int = 2,
     source_views: int = SOURCE_VIEWS,
+    unfreeze: str | None = UNFREEZE,
     learning_rate: float | None = None,
     runs_root: Path | None = None,
     run_dir: Path | None = None,
@@ -107,7 +111,10 @@ def adapt(
         views: Strongly augmented copies of each pseudo-labelled target image.
         source_views: Randomly corrupted copies of each source training image (colour cast, blur,
             JPEG; labels kept) in self-training; 0 trains on the plain source images only.
-        learning_rate: Self-training's learning rate; None: a third of the run's.
+        unfreeze: Base layers self-training fine-tunes with the head (``block:N``, a number of top
+            layers; BatchNorm stays in inference mode); None or ``none``: the head alone.
+        learning_rate: Self-training's learning rate; None: a third of the run's for the head alone,
+            the run's fine-tuning rate (default a tenth of its rate) with base layers.
         runs_root: Where the new run folder is made (default: the runs folder).
         run_dir: The exact new run folder instead.
         on_message: Optional ``callable(line)`` for progress lines.
@@ -119,11 +126,14 @@ def adapt(
     Raises:
         TLToolsError: A run that does not exist or has no model, an unknown method, a target
             without images, labelled images whose classes the model does not know, or (for
-            self-training) source training images that are gone.
+            self-training) source training images that are gone or an ``unfreeze`` setting the
+            backbone does not have.
     """
     say = on_message or (lambda _line: None)
     if method not in METHODS:
         raise TLToolsError(f"method={method!r} is unknown; use one of {', '.join(METHODS)}")
+    if unfreeze is not None and str(unfreeze).strip().lower() in ("none", "0", ""):
+        unfreeze = None
     if int(source_views) < 0:
         raise TLToolsError(f"source_views={source_views} must be 0 or more corrupted copies per source image")
     thresholds = tuple(float(value) for value in thresholds)
@@ -136,6 +146,11 @@ def adapt(
         target_paths = target_images(target, Path(scratch))
         model, classes, _ = load_model(source.path)
         size = int(model.input_shape[1])
+        if unfreeze is not None and method != "adabn":
+            try:  # a setting the backbone does not have: one line, before any run folder is made
+                preview_unfreeze(model, unfreeze)
+            except TLToolsError as error:
+                raise TLToolsError(f"unfreeze={unfreeze!r}: {error}") from None
         labelled = _labelled_target(target_labels, classes, size) if target_labels is not None else None
         say(f"{len(target_paths)} unlabelled target images"
             + (f", {len(labelled[1])} labelled target images for measuring" if labelled is not None else ""))
@@ -145,7 +160,7 @@ def adapt(
         writer.set_status(runs.RUNNING)
         try:
             return _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epochs_per_round, views,
-                          int(source_views), learning_rate, writer, target, target_labels, say, stop)
+                          int(source_views), unfreeze, learning_rate, writer, target, target_labels, say, stop)
         except BaseException as error:
             writer.log(f"failed: {error}")
             writer.set_status(runs.FAILED, error=str(error) or type(error).__name__)
@@ -195,7 +210,7 @@ def _labelled_target(source, classes, size) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epochs_per_round, views, source_views,
-           learning_rate, writer, target, target_labels, say, stop) -> AdaptResult:
+           unfreeze, learning_rate, writer, target, target_labels, say, stop) -> AdaptResult:
     started = time.time()
     stopped = lambda: stop is not None and stop.requested  # noqa: E731
     for name in ("config.json", "labels.txt", runs.DATASET_FILE, runs.SPLITS_FILE):
@@ -217,7 +232,7 @@ def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epo
     rounds = []
     if method in ("self-train", "both") and not stopped():
         rounds = _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs_per_round, views,
-                             source_views, learning_rate, say, stopped)
+                             source_views, unfreeze, learning_rate, say, stopped)
         stages["adabn + self-train" if method == "both" else "self-train"] = _measure(
             model, unlabelled, labelled, original, classes)
     save_model(model, writer.model_path, classes, metadata={"run_id": writer.path.name,
@@ -226,7 +241,8 @@ def _adapt(source, model, classes, unlabelled, labelled, method, thresholds, epo
     report = {"source_run": source.run_id, "method": method, "target": str(target),
               "target_labels": None if target_labels is None else str(target_labels),
               "unlabelled_images": len(unlabelled), "labelled_images": 0 if labelled is None else len(labelled[1]),
-              "source_views": source_views if method != "adabn" else 0, "stages": stages, "rounds": rounds,
+              "source_views": source_views if method != "adabn" else 0,
+              "unfreeze": unfreeze if method != "adabn" else None, "stages": stages, "rounds": rounds,
               "notes": notes, "stopped": stopped(), "seconds": round(time.time() - started, 1)}
     writer.write_json(ADAPT_FILE, report)
     # Not the source's val/test metrics: those were the unadapted model's (`evaluate` measures this one).
@@ -256,23 +272,33 @@ def _measure(model, unlabelled, labelled, original, classes) -> dict:
 
 
 def _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs_per_round, views, source_views,
-                learning_rate, say, stopped) -> list[dict]:
+                unfreeze, learning_rate, say, stopped) -> list[dict]:
     """Rounds of pseudo-labelling on the head, source features from the cache; returns one record per round."""
     config = TrainConfig.from_dict(source.config)
     try:
         dataset = runs.load_run_dataset(source)
     except TLToolsError as error:
         raise TLToolsError(f"self-training needs the run's labelled source images: {error}") from None
-    split = split_at_pooling(model)
-    # Source activations with the run's own (unadapted) base: from the cache its training filled.
-    source_model = load_model(source.path)[0]
     plan_config = config.replace(epochs=1, fine_tune_epochs=0, augment=AugmentOptions())
     data = prepare_data(plan_config, dataset, int(model.input_shape[1]))
-    cached = FastPaths.plan(source_model, plan_config, dataset, lambda: data.arrays).phase(1)
-    if cached is None:
-        raise TLToolsError("self-training could not cut the run's model at its pooling layer; use --method adabn")
-    source_x = np.asarray(cached.features[cached.rows["train"]], np.float32)
-    source_y = np.asarray(cached.labels["train"], np.int64)
+    source_y = np.asarray(data.labels["train"], np.int64)
+    if unfreeze is None:
+        split = split_at_pooling(model)
+        # Source activations with the run's own (unadapted) base: from the cache its training filled.
+        source_model = load_model(source.path)[0]
+        cached = FastPaths.plan(source_model, plan_config, dataset, lambda: data.arrays).phase(1)
+        if cached is None:
+            raise TLToolsError("self-training could not cut the run's model at its pooling layer; use --method adabn")
+        source_x = np.asarray(cached.features[cached.rows["train"]], np.float32)
+    else:
+        apply_unfreeze(model, unfreeze, train_batchnorm=False)  # BatchNorm stays in inference mode
+        split = split_for_fine_tuning(model)
+        if split is None or split.cut == "pooling":
+            raise TLToolsError(f"unfreeze={unfreeze!r} leaves no frozen part below the trainable layers to cache; "
+                               "use block:N for one of the top blocks, or none")
+        say(f"fine-tuning the base from {unfreeze} on: computing activations below it of the {len(source_y)} "
+            "source training images")
+        source_x = _features(split.extractor, data.arrays["train"])
     target_x = _features(split.extractor, unlabelled)
     augmenter = build_augmenter(STRONG, seed=config.seed)
     augmented = [_features(split.extractor, np.asarray(augmenter(unlabelled.astype(np.float32), training=True)))
@@ -285,7 +311,9 @@ def _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs
     source_x = np.concatenate([source_x, *corrupted])
     source_y = np.concatenate([source_y] * (1 + source_views))
     head = split.head
-    rate = learning_rate or config.learning_rate / 3
+    # The head alone: a third of the run's rate; with base layers: the fine-tuning rate (a tenth by default).
+    rate = learning_rate or (config.learning_rate / 3 if unfreeze is None
+                             else config.fine_tune_learning_rate or config.learning_rate / 10)
     records = []
     for number, threshold in enumerate(thresholds, start=1):
         if stopped():
@@ -317,6 +345,8 @@ def _self_train(source, model, classes, unlabelled, labelled, thresholds, epochs
             + (f", confident predictions right on {record['confident_accuracy_on_labelled']:.1%} of the labelled ones"
                if record.get("confident_accuracy_on_labelled") is not None else ""))
         records.append(record)
+    if unfreeze is not None:
+        freeze_base(model)
     return records
 
 
@@ -327,8 +357,11 @@ def _corrupted_features(extractor, pixels, seed: int, chunk: int = 256) -> np.nd
                            for start in range(0, len(pixels), chunk)])
 
 
-def _features(extractor, pixels) -> np.ndarray:
-    return np.asarray(extractor.predict(np.asarray(pixels, np.float32), batch_size=32, verbose=0), np.float32)
+def _features(extractor, pixels, chunk: int = 256) -> np.ndarray:
+    """Activations of ``extractor`` for ``pixels`` (an array or NpyRows), ``chunk`` images in memory at a time."""
+    return np.concatenate([np.asarray(extractor.predict(np.asarray(pixels[start:start + chunk], np.float32),
+                                                        batch_size=32, verbose=0), np.float32)
+                           for start in range(0, len(pixels), chunk)])
 
 
 def stages_table(report: dict):

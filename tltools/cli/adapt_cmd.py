@@ -11,7 +11,7 @@ import argparse
 import json
 
 from tltools.adapt import DEFAULT_METHOD, METHODS, adapt
-from tltools.adapt.engine import SOURCE_VIEWS, THRESHOLDS
+from tltools.adapt.engine import SOURCE_VIEWS, THRESHOLDS, UNFREEZE
 
 
 def add_parser(subparsers) -> None:
@@ -35,6 +35,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--source-views", type=int, default=SOURCE_VIEWS, metavar="N",
                         help="self-training: randomly corrupted copies (colour cast, blur, JPEG) of each source "
                         f"training image, labels kept (default {SOURCE_VIEWS}; 0: plain source images only)")
+    parser.add_argument("--unfreeze", default=UNFREEZE or "none", metavar="SETTING",
+                        help="self-training: base layers fine-tuned with the head (block:N, or a number of top "
+                        f"layers; BatchNorm stays frozen), or none for the head alone (default {UNFREEZE or 'none'})")
     parser.add_argument("--out", metavar="DIR", help="the new run folder (default: a new folder under runs/)")
     parser.add_argument("--json", action="store_true", help="print the adaptation report as JSON")
     parser.set_defaults(func=run)
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     """Adapt and print the report; return 0."""
     result = adapt(args.run_path, args.target, method=args.method, target_labels=args.target_labels,
                    thresholds=args.thresholds, epochs_per_round=args.epochs_per_round,
-                   source_views=args.source_views, run_dir=args.out,
+                   source_views=args.source_views, unfreeze=args.unfreeze, run_dir=args.out,
                    on_message=None if args.json else print)
     if args.json:
         print(json.dumps({"run": str(result.run.path), **result.report}, indent=2))
