@@ -126,3 +126,29 @@ def test_a_stop_request_ends_the_search_and_still_leaves_an_ordinary_run(colours
     assert auto.run.status in ("completed", "stopped") and (auto.run.path / "model.keras").is_file()
     assert auto.summary["fine_tuning"].startswith("not tried")
     assert auto.config.fine_tune_epochs == 0
+
+
+def test_the_search_ends_when_it_plateaus_and_says_so(tmp_path, monkeypatch):
+    import tltools.auto as auto_module
+
+    monkeypatch.setattr(auto_module, "PLATEAU_TRIALS", 3)
+    monkeypatch.setattr(auto_module, "MIN_TRIALS", 4)
+    root = write_tree(tmp_path / "hard", colour_images(HARD, 14, seed=1))
+    dataset = load_dataset(root, val_fraction=0.3, seed=0)
+    # Every searched head learns nothing: the default's trial stays the best, so the search plateaus at once.
+    hopeless = SearchSpace(learning_rate=(1e-7, 2e-6), optimizers=("sgd",), dense_units=(0,), class_weights=("off",))
+    auto = run_auto(dataset, time_budget_s=600, base_config=_config(), backbones=["efficientnet_lite0"],
+                    max_trials=50, fine_tune=False, space=hopeless, runs_root=tmp_path / "runs")
+
+    assert len(auto.trials) == 4 and auto.chosen.number == 0
+    assert auto.summary["search_ended"].startswith("it plateaued: no better trial in the last 3 trials")
+
+
+def test_a_short_budget_extracts_only_the_default_backbone_and_caps_the_folds(colours, tmp_path):
+    auto = run_auto(colours, time_budget_s=60, base_config=_config(),
+                    backbones=["efficientnet_lite1", "efficientnet_lite0"], max_trials=2, fine_tune=False,
+                    runs_root=tmp_path)
+
+    assert [item["backbone"] for item in auto.summary["backbones"]] == ["efficientnet_lite0"]
+    assert [(item.backbone, "short" in item.reason) for item in auto.skipped] == [("efficientnet_lite1", True)]
+    assert auto.summary["validation"] == "3-fold on train+val"  # 9 validation images: k-fold, capped at 3

@@ -3,26 +3,32 @@
 :func:`run_auto` does, within ``time_budget_s`` seconds (feature extraction and
 the final run included):
 
-1. **Backbones** (:mod:`tltools.auto.candidates`): offline ones first, then those
-   whose weights are already downloaded; each one's extraction cost is estimated
-   from its measured images/s, and the features of those that fit are extracted
-   into the trainer's feature cache (or found there).
+1. **Backbones** (:mod:`tltools.auto.candidates`): the base config's backbone
+   first (or the first usable one); then, only for budgets of at least
+   :data:`SHORT_BUDGET_S` and with the time fine-tuning would need kept aside,
+   the other offline ones and those whose weights are already downloaded, each
+   one's extraction cost estimated from its measured images/s.
 2. **Head search** (:mod:`tltools.auto.search`): Optuna's TPE sampler and median
    pruner over learning rate, optimizer and weight decay, dropout, label
    smoothing, hidden units, class weights and backbone, each trial a head
-   trained to convergence on the cached features. Trial 0 is the default
+   trained to convergence on the cached features with the trainer's own
+   schedule (early stopping, reduce-LR on plateau). Trial 0 is the default
    config's head with its own epochs and patience, so the choice is never worse
    on validation than the plain default. Decisions use the training and
-   validation splits only (k-fold on train+val when validation is small);
-   the test split is looked at only by the final run's evaluation.
+   validation splits only (k-fold on train+val when validation is small, at most
+   :data:`SHORT_KFOLD` folds on a short budget); the test split is looked at only
+   by the final run's evaluation. The search ends when it plateaus (no better
+   trial in :data:`PLATEAU_TRIALS` trials or :data:`PLATEAU_SHARE` of the budget).
 3. **Result**: the winner is trained by :func:`tltools.training.train` into an
    ordinary run folder (model, metrics, exports work as for any run), with
    ``trials.csv`` and ``auto.json`` beside them (:mod:`tltools.auto.report`).
 4. **Fine-tuning, when it pays**: when the budget leaves room for it (its cost is
    estimated from the measured pass over the images), the head run is continued
-   with the top two blocks of the base unfrozen at a tenth of the learning rate,
-   decaying on plateaus (BatchNorm stays frozen); the fine-tuned run is kept only if its validation
-   accuracy is higher, and ``auto.json`` says which way it went.
+   with the top two blocks of the base unfrozen one at a time from the top,
+   each deeper block at a lower learning rate, the rate decaying along a cosine
+   (``gradual_unfreeze``, :mod:`tltools.training.discriminative`), with mild
+   augmentation when its cost fits, BatchNorm frozen; the fine-tuned run is kept
+   only if its validation accuracy is higher, and ``auto.json`` says which way it went.
 
 The same data, budget, seed and trial count give the same choice; when the
 budget, not ``max_trials``, ends the search, a slower machine may run fewer trials.
@@ -37,7 +43,7 @@ import numpy as np
 
 from tltools.auto.budget import Deadline
 from tltools.backbones import get_backbone, list_backbones
-from tltools.auto.candidates import BackboneFeatures, SkippedBackbone, extract_candidates
+from tltools.auto.candidates import LIMITED, BackboneFeatures, SkippedBackbone, extract_candidates
 from tltools.auto.report import AUTO_FILE, TRIALS_FILE, describe, leaderboard, read_trials, why, write_report
 from tltools.auto.search import FeatureSplits, HeadSearch, SearchSpace, TrialRecord
 from tltools.data.augment import AugmentOptions
@@ -57,6 +63,17 @@ SEARCH_SHARE = 0.4
 SCHEDULE = (200, 15)
 # Fewer validation images than this: trials score by k-fold on train+val.
 KFOLD_BELOW = 100
+# Budgets below this many seconds are short: only the base config's backbone is extracted (the others' features
+# would eat the time fine-tuning needs) and k-fold uses at most SHORT_KFOLD folds (the default's trial is capped).
+SHORT_BUDGET_S = 300.0
+SHORT_KFOLD = 3
+# The head search ends when it plateaus: no better trial in PLATEAU_TRIALS trials or in PLATEAU_SHARE of the
+# budget (after at least MIN_TRIALS trials), so the time left goes to fine-tuning.
+PLATEAU_TRIALS = 25
+PLATEAU_SHARE = 0.15
+MIN_TRIALS = 12
+# A trial of the same validation accuracy counts as better only with a cross-entropy lower by this much.
+PLATEAU_MIN_DELTA = 0.01
 # Seconds the final run needs beyond fitting: saving the model, evaluating, writing the run folder.
 FINAL_OVERHEAD_S = 6.0
 # Fine-tuning tried after the head run: epochs of the top blocks, their early-stopping patience, and the
@@ -64,6 +81,10 @@ FINAL_OVERHEAD_S = 6.0
 FINE_TUNE_EPOCHS = 15
 FINE_TUNE_PATIENCE = 5
 FINE_TUNE_SHARE = 0.6  # fine-tuning gains more than a longer head search on data unlike ImageNet photos
+# Augmentation while fine-tuning: mild changes that keep the meaning of most images (no flips: they turn
+# digits and text into other shapes). It runs the whole base every epoch, so it is used when that fits the
+# budget; otherwise fine-tuning trains on the cached activations below the unfrozen blocks without it.
+FINE_TUNE_AUGMENT = {"flip": None, "rotation": 0.05, "zoom": 0.1, "contrast": 0.1, "translation": 0.05}
 # Epochs a searched head is expected to need until early stopping, before any searched trial has run.
 EXPECTED_EPOCHS = 30
 # Seconds the trainer takes per epoch on cached features beyond its steps (pipeline, callbacks, logging),
@@ -169,10 +190,28 @@ def run_auto(
     epoch_seconds = _trainer_epoch_seconds(len(split.split("train")), base.batch_size)
     default_epochs = _expected_epochs(base)  # the default's epochs until early stopping, before trial 0 says
     least = DEFAULT_BUILD_S * 1.5 + (default_epochs + 1) * epoch_seconds + FINAL_OVERHEAD_S  # trial 0 + its run
-    got, skipped = extract_candidates(
-        split, deadline, backbones=wanted, weights=base.weights, image_size=base.image_size, pooling=base.pooling,
-        batch_size=base.batch_size, keep=max(SEARCH_SHARE * deadline.seconds, least), min_keep=least,
-        max_backbones=max_backbones, log=say)
+    short = deadline.seconds < SHORT_BUDGET_S
+    options = dict(weights=base.weights, image_size=base.image_size, pooling=base.pooling,
+                   batch_size=base.batch_size, log=say)
+    # The base config's backbone (or the first usable one) first; the fine-tuning it would need is then known,
+    # and further backbones are extracted only with that time kept aside.
+    got, skipped = extract_candidates(split, deadline, backbones=wanted, keep=max(SEARCH_SHARE * deadline.seconds,
+                                                                                   least),
+                                      min_keep=least, max_backbones=1, **options)
+    rest = [item.backbone for item in skipped if item.reason == LIMITED]
+    skipped = [item for item in skipped if item.reason != LIMITED]
+    sizes = (len(split.split("train")), len(split.split("val")), len(split.items))
+    tuning_plan = _fine_tune_plan(got[0], *sizes, epoch_seconds, deadline.seconds) if fine_tune else None
+    if rest and short:
+        skipped += [SkippedBackbone(name, f"the {deadline.seconds:.0f} s budget is short (under {SHORT_BUDGET_S:.0f} "
+                                          "s): its time goes to the search and fine-tuning") for name in rest]
+    elif rest and (max_backbones is None or max_backbones > 1):
+        more, more_skipped = extract_candidates(
+            split, deadline, backbones=rest, keep=max(SEARCH_SHARE * deadline.seconds, least)
+            + (tuning_plan[1] if tuning_plan else 0.0), min_keep=least, required=False,
+            max_backbones=None if max_backbones is None else max_backbones - 1, **options)
+        got += more
+        skipped += more_skipped
     by_name = {item.backbone: item for item in got}
     say(f"features ready after {deadline.elapsed:.1f} s")
 
@@ -180,20 +219,22 @@ def run_auto(
     default = _default_params(base, got)
     search = HeadSearch(data, seed=seed, default=default,
                         default_schedule=(base.epochs, base.early_stopping_patience), schedule=SCHEDULE,
-                        batch_size=base.batch_size, space=space, kfold_below=KFOLD_BELOW, clock=clock)
+                        batch_size=base.batch_size, space=space, kfold_below=KFOLD_BELOW,
+                        kfold_most=SHORT_KFOLD if short else 5,
+                        reduce_lr=(base.reduce_lr_patience, base.reduce_lr_factor), clock=clock)
     scheme = f"{search.kfold}-fold on train+val" if search.kfold > 1 else "scored on the validation split"
     say(f"head search on {', '.join(by_name)}: {scheme}")
 
     slowest_build = max(item.build_seconds for item in got)
-    tuning = _fine_tune_seconds(got, len(split.split("train")), len(split.items), epoch_seconds)
     if not fine_tune:
         tuning, tuning_note = 0.0, "not tried (switched off)"
-    elif tuning > FINE_TUNE_SHARE * deadline.seconds:
+    elif tuning_plan[1] > FINE_TUNE_SHARE * deadline.seconds:
+        tuning = tuning_plan[1]
         tuning_note = (f"not tried: it would need about {tuning:.0f} s of the {deadline.seconds:.0f} s budget; "
                        f"a budget of {tuning / FINE_TUNE_SHARE:.0f} s or more allows it")
         tuning = 0.0
     else:
-        tuning_note = None
+        tuning, tuning_note = tuning_plan[1], None
 
     def final_reserve(records, *, default_only=False) -> float:
         """Seconds the final run would need: of the default settings, or of the slowest-converging trial so far."""
@@ -205,15 +246,19 @@ def run_auto(
         epochs = default_run if default_only else max([default_run, *(searched or [EXPECTED_EPOCHS])])
         return 1.5 * slowest_build + epochs * max(epoch_seconds, 3 * epoch) + FINAL_OVERHEAD_S + tuning
 
+    ended = f"it reached {max_trials} trials (max_trials)"
+    best_key, best_trial, best_time = None, 0, clock()
     while len(search.records) < max_trials:
         if stop is not None and stop.requested and search.records:
             say("stop requested: the search ends here and the best trial so far is trained")
+            ended = "stop requested"
             break
         if not search.records:  # the default's trial always runs to its end: it is the floor of the choice
             reserve, stop_at = final_reserve([], default_only=True), None
         else:
             reserve = final_reserve(search.records)
             if not deadline.allows(_typical_trial_seconds(search.records), keep=reserve):
+                ended = f"the time left was kept for the final run{' and fine-tuning' if tuning else ''}"
                 break
             stop_at = deadline.until(reserve)
         record = search.run_trial(stop_at=stop_at)
@@ -222,6 +267,18 @@ def run_auto(
         if on_trial is not None:
             on_trial(record)
         if record.state == "stopped":
+            ended = "the time budget ran out inside a trial"
+            break
+        if record.state == "complete" and record.score is not None and (
+                best_key is None or record.score > best_key[0]
+                or (record.score == best_key[0] and record.val_cross_entropy < best_key[1] - PLATEAU_MIN_DELTA)):
+            best_key, best_trial, best_time = (record.score, record.val_cross_entropy), len(search.records), clock()
+        since = clock() - best_time
+        if len(search.records) >= MIN_TRIALS and (len(search.records) - best_trial >= PLATEAU_TRIALS
+                                                  or since >= PLATEAU_SHARE * deadline.seconds):
+            ended = (f"it plateaued: no better trial in the last {len(search.records) - best_trial} trials "
+                     f"({since:.0f} s)")
+            say(f"head search ended: {ended}")
             break
 
     chosen = search.best()
@@ -241,7 +298,8 @@ def run_auto(
         tuning_note = "not tried: stop requested"
     elif tuning:
         result, config, tuning_note = _try_fine_tuning(result, config, by_name[config.backbone], dataset,
-                                                       deadline, runs_root, say, stop)
+                                                       deadline, runs_root, say, stop, sizes=sizes,
+                                                       epoch_seconds=epoch_seconds)
         if config is not head_config:
             reason += f"; {tuning_note}"
     val_accuracy = result.metrics["val"]["accuracy"]
@@ -257,6 +315,7 @@ def run_auto(
         "default_search_val_accuracy": default_record.score,
         "trials": len(search.records),
         "trials_pruned": sum(record.state == "pruned" for record in search.records),
+        "search_ended": ended,
         "validation": scheme,
         "backbones": [{"backbone": item.backbone, "image_size": item.image_size, "cached": item.hit,
                        "seconds": round(item.seconds, 2)} for item in got],
@@ -267,27 +326,38 @@ def run_auto(
     return AutoResult(result, search.records, chosen, config, reason, skipped, deadline.elapsed, summary)
 
 
-def _fine_tune_seconds(got: list[BackboneFeatures], train_images: int, images: int, epoch_seconds: float) -> float:
-    """Return the seconds trying fine-tuning is expected to take for the slowest backbone extracted.
+def _fine_tune_plan(features: BackboneFeatures, train_images: int, val_images: int, images: int,
+                    epoch_seconds: float, budget: float) -> tuple[bool, float]:
+    """Return how fine-tuning ``features``' backbone would run and the seconds it is expected to take.
 
-    One pass of the base over every image caches the activations below the
-    unfrozen block; each epoch then runs the top block forward and backward
-    over the training images (taken as half a pass of the base over them).
+    With augmentation (:data:`FINE_TUNE_AUGMENT`) every epoch runs the whole base forward over the training
+    images, backward through the unfrozen blocks (taken as 0.6 of a forward pass), and forward over the
+    validation images; without it, one pass of the base caches the activations below the unfrozen blocks and
+    an epoch runs only those blocks (taken as half a pass over the training images). Augmentation is planned
+    when it fits :data:`FINE_TUNE_SHARE` of ``budget``.
+
+    Returns:
+        ``(augmented, seconds)``.
     """
-    worst = max(got, key=lambda item: item.pass_seconds)
-    per_image = worst.pass_seconds / max(images, 1)
-    epoch = max(epoch_seconds, 0.5 * per_image * train_images)
-    return 1.5 * worst.build_seconds + worst.pass_seconds + FINE_TUNE_EPOCHS * epoch + FINAL_OVERHEAD_S
+    per_image = features.pass_seconds / max(images, 1)
+    fixed = 1.5 * features.build_seconds + features.pass_seconds + FINAL_OVERHEAD_S
+    augmented = fixed + FINE_TUNE_EPOCHS * max(epoch_seconds, per_image * (1.6 * train_images + val_images))
+    cached = fixed + FINE_TUNE_EPOCHS * max(epoch_seconds, 0.5 * per_image * train_images)
+    if augmented <= FINE_TUNE_SHARE * budget:
+        return True, augmented
+    return False, cached
 
 
 def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneFeatures, dataset: Dataset,
-                     deadline: Deadline, runs_root, say, stop=None) -> tuple[TrainResult, TrainConfig, str]:
-    """Continue the head run with the top blocks of its base unfrozen; keep whichever is better on validation.
+                     deadline: Deadline, runs_root, say, stop=None, *, sizes=(0, 0, 0),
+                     epoch_seconds: float = 0.0) -> tuple[TrainResult, TrainConfig, str]:
+    """Continue the head run with the top blocks of its base unfrozen gradually; keep whichever is better on val.
 
     What is unfrozen is the config's default (:data:`tltools.training.config.DEFAULT_UNFREEZE`, the top two
-    blocks), at a tenth of the head's learning rate, decaying on plateaus (reduce-LR-on-plateau), with
-    BatchNorm frozen; the frozen part's activations are cached by the trainer, so an epoch runs only the
-    unfrozen blocks.
+    blocks), one block at a time from the top (``gradual_unfreeze``: each deeper block at a lower learning
+    rate, the rate decaying along a cosine from a tenth of the head's), with BatchNorm frozen; with
+    augmentation (:data:`FINE_TUNE_AUGMENT`) when the time left allows it for the chosen backbone, else on
+    the cached activations below the unfrozen blocks.
 
     Returns:
         The run to keep, its settings, and one line saying what fine-tuning did.
@@ -295,12 +365,18 @@ def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneF
     blocks = get_backbone(features.backbone).blocks
     if not blocks:
         return head, config, f"not tried: {features.backbone} has no named blocks to unfreeze"
+    augmented, seconds = _fine_tune_plan(features, *sizes, epoch_seconds, deadline.seconds)
+    if augmented and seconds > deadline.remaining:
+        augmented = False
     before = head.metrics["val"]["accuracy"]
     unfreeze = resolve_unfreeze(features.backbone, DEFAULT_UNFREEZE)
     tuned_config = _replace(config, epochs=0, fine_tune_epochs=FINE_TUNE_EPOCHS, unfreeze=unfreeze,
-                            fine_tune_learning_rate=config.learning_rate / 10,
+                            fine_tune_learning_rate=config.learning_rate / 10, gradual_unfreeze=True,
+                            augment=FINE_TUNE_AUGMENT if augmented else dataclasses.asdict(AugmentOptions()),
                             early_stopping_patience=FINE_TUNE_PATIENCE, reduce_lr_patience=2)
     first = unfreeze.removeprefix("block:")
+    how = f"gradually from block {first}" + (" with augmentation" if augmented else "")
+    say(f"fine-tuning {how} (about {seconds:.0f} s estimated, {deadline.remaining:.0f} s left)")
     started = deadline.now()
     try:
         tuned = _train_within(tuned_config, dataset, deadline, runs_root, least=0.0, from_run=head.run.path,
@@ -308,11 +384,11 @@ def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneF
     except TLToolsError as error:
         return head, config, f"tried and failed ({error}); the head-only run is kept"
     after = tuned.metrics["val"]["accuracy"]
-    say(f"fine-tuning from block {first}: val accuracy {before:.3f} -> {after:.3f} in {deadline.now() - started:.1f} s")
+    say(f"fine-tuning {how}: val accuracy {before:.3f} -> {after:.3f} in {deadline.now() - started:.1f} s")
     if after > before:
-        return tuned, tuned_config, (f"fine-tuning from block {first} improved validation accuracy "
+        return tuned, tuned_config, (f"fine-tuning {how} improved validation accuracy "
                                      f"{before:.3f} → {after:.3f} (head-only run: {head.run.path.name})")
-    return head, config, (f"fine-tuning from block {first} did not improve validation accuracy "
+    return head, config, (f"fine-tuning {how} did not improve validation accuracy "
                           f"({before:.3f} → {after:.3f}, run {tuned.run.path.name}); the head-only run is kept")
 
 

@@ -35,6 +35,8 @@ from tltools.training.split_model import split_at_pooling
 
 # Images decoded and pushed through a backbone to measure its speed.
 PROBE_IMAGES = 16
+# Reason of the backbones left out by ``max_backbones``.
+LIMITED = "auto mode was limited in the number of backbones"
 # Factor on measured extraction estimates: a probe of a few images runs faster than a whole pass on a busy machine.
 SAFETY = 1.5
 
@@ -127,6 +129,7 @@ def extract_candidates(
     keep: float = 0.0,
     min_keep: float = 0.0,
     max_backbones: int | None = None,
+    required: bool = True,
     log=None,
 ) -> tuple[list[BackboneFeatures], list[SkippedBackbone]]:
     """Get the pooled features of every candidate backbone that fits the time left, from the cache or by extraction.
@@ -142,6 +145,7 @@ def extract_candidates(
         keep: Seconds to leave for the search and the final run once one backbone's features are there.
         min_keep: Seconds the least search and final run need; the first backbone may use all but these.
         max_backbones: Most backbones to extract (None: as many as fit).
+        required: Raise when no backbone's features could be got (else return none).
         log: Optional ``callable(line)`` told what happens.
 
     Returns:
@@ -149,7 +153,7 @@ def extract_candidates(
 
     Raises:
         TLToolsError: No candidate's features fit the budget (the message says what budget would do),
-            or none could be built.
+            or none could be built (only when ``required``).
     """
     say = log or (lambda line: None)
     names, skipped = order_candidates(backbones, weights)
@@ -160,7 +164,7 @@ def extract_candidates(
     measured = None  # (backbone, its spec, input size, seconds per image) of the first extraction timed
     for name in names:
         if max_backbones is not None and len(got) >= max_backbones:
-            skipped.append(SkippedBackbone(name, f"auto mode was limited to {max_backbones} backbone(s)"))
+            skipped.append(SkippedBackbone(name, LIMITED))
             continue
         started = deadline.now()
         reserve = keep if got else min_keep
@@ -213,7 +217,7 @@ def extract_candidates(
             measured = (name, measured[1], size, SAFETY * (seconds - build_seconds) / len(paths))
         got.append(BackboneFeatures(name, size, features, False, seconds, build_seconds, seconds - build_seconds))
         say(f"{name}: features of {len(paths)} images extracted in {seconds:.0f} s (estimated {estimate:.0f} s)")
-    if not got:
+    if not got and required:
         hint = (f"; about {min(needed):.0f} s would do" if needed else "")
         reasons = "; ".join(f"{item.backbone}: {item.reason}" for item in skipped[:3])
         raise TLToolsError(f"auto mode found no backbone whose features fit the {deadline.seconds:.0f} s budget "

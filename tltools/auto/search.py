@@ -33,6 +33,10 @@ from tltools.training.class_weights import balanced_class_weights
 from tltools.training.config import EARLY_STOPPING_MIN_DELTA
 from tltools.training.optimizers import make_optimizer
 
+# Reduce-LR-on-plateau inside trials as the trainer's keras.callbacks.ReduceLROnPlateau does it: its default
+# min_delta and the trainer's min_lr.
+REDUCE_LR_MIN_DELTA = 1e-4
+MIN_LEARNING_RATE = 1e-7
 # Parameters a trial sets, in the order trials.csv lists them.
 PARAMS = ("backbone", "learning_rate", "optimizer", "weight_decay", "dropout", "label_smoothing", "dense_units",
           "class_weights")
@@ -196,7 +200,8 @@ class HeadFitter:
         self._optimizer_start = [keras.ops.convert_to_numpy(variable) for variable in self.model.optimizer.variables]
 
     def fit(self, x_train, y_train, x_val, y_val, *, epochs: int, patience: int, batch_size: int, seed: int,
-            on_epoch=None, stop_at=None, clock=time.monotonic) -> tuple[float, float, int, bool]:
+            on_epoch=None, stop_at=None, clock=time.monotonic,
+            reduce_lr: tuple[int, float] = (0, 0.2)) -> tuple[float, float, int, bool]:
         """Train from the initial weights and return validation scores.
 
         Args:
@@ -208,6 +213,9 @@ class HeadFitter:
             on_epoch: Optional ``callable(epoch, best val accuracy so far)``; may raise to end the trial.
             stop_at: Optional time (on ``clock``) after which training stops.
             clock: Time source for ``stop_at``.
+            reduce_lr: ``(patience, factor)``: the learning rate is multiplied by ``factor`` after ``patience``
+                epochs without a lower validation cross-entropy, as Keras' ``ReduceLROnPlateau`` does in the
+                trainer (patience 0: never).
 
         Returns:
             ``(val accuracy, val cross-entropy, epochs run, stopped by stop_at)``, the scores of the
@@ -217,9 +225,10 @@ class HeadFitter:
             variable.assign(value)
         for variable, value in zip(self.model.optimizer.variables, self._optimizer_start):
             variable.assign(value)
+        self.model.optimizer.learning_rate = self.params["learning_rate"]
         train = (tf.data.Dataset.from_tensor_slices((x_train, tf.one_hot(y_train, self.num_classes)))
                  .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size))
-        watch = self.watch = _Watch(x_val, y_val, patience, on_epoch, stop_at, clock)
+        watch = self.watch = _Watch(x_val, y_val, patience, on_epoch, stop_at, clock, reduce_lr)
         class_weight = (balanced_class_weights(y_train, self.num_classes)
                         if self.params["class_weights"] == "balanced" else None)
         # No validation_data: Keras would trace a second graph per head; the watch scores val eagerly instead.
@@ -247,8 +256,10 @@ class _Watch(keras.callbacks.Callback):
     The cross-entropy is unsmoothed, so heads with different label smoothing compare on one scale.
     """
 
-    def __init__(self, x_val, y_val, patience, on_epoch, stop_at, clock):
+    def __init__(self, x_val, y_val, patience, on_epoch, stop_at, clock, reduce_lr=(0, 0.2)):
         super().__init__()
+        self.reduce_patience, self.reduce_factor = reduce_lr
+        self.reduce_best, self.reduce_waited = math.inf, 0
         self.x_val, self.y_val = x_val, y_val
         self.patience, self.on_epoch, self.stop_at, self.clock = patience, on_epoch, stop_at, clock
         self.best_cross_entropy, self.best_accuracy = math.inf, 0.0
@@ -270,6 +281,15 @@ class _Watch(keras.callbacks.Callback):
             self.waited += 1
             if self.patience and self.waited >= self.patience:
                 self.model.stop_training = True
+        if self.reduce_patience:  # Keras' ReduceLROnPlateau: min_delta 1e-4, no cooldown, min_lr 1e-7
+            if np.isfinite(cross_entropy) and cross_entropy < self.reduce_best - REDUCE_LR_MIN_DELTA:
+                self.reduce_best, self.reduce_waited = cross_entropy, 0
+            else:
+                self.reduce_waited += 1
+                if self.reduce_waited >= self.reduce_patience:
+                    rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                    self.model.optimizer.learning_rate = max(rate * self.reduce_factor, MIN_LEARNING_RATE)
+                    self.reduce_waited = 0
         if self.on_epoch is not None:
             self.on_epoch(epoch, self.best_accuracy)
         if self.stop_at is not None and self.clock() > self.stop_at:
@@ -290,17 +310,22 @@ class HeadSearch:
         batch_size: Examples per step.
         space: The ranges searched (widened to include ``default``).
         kfold_below: Validation images below which trials score by k-fold on train+val.
+        kfold_most: Most folds of that k-fold.
+        reduce_lr: ``(patience, factor)`` of reduce-LR-on-plateau inside every trial, as the trainer's run
+            does it (patience 0: off), so that a trial and the final run of its settings follow one schedule.
         clock: Time source (that of the run's deadline).
     """
 
     def __init__(self, data: FeatureSplits, *, seed: int, default: dict, default_schedule: tuple[int, int],
                  schedule: tuple[int, int] = (200, 15), batch_size: int = 32, space: SearchSpace | None = None,
-                 kfold_below: int = 100, clock=time.monotonic):
+                 kfold_below: int = 100, kfold_most: int = 5, reduce_lr: tuple[int, float] = (0, 0.2),
+                 clock=time.monotonic):
         self.data, self.seed, self.batch_size, self.clock = data, seed, batch_size, clock
+        self.reduce_lr = reduce_lr
         self.default_schedule, self.schedule = default_schedule, schedule
         self.backbones = list(data.features)
         self.space = (space or SearchSpace()).including(default)
-        self.folds = folds(data.labels, kfold_below=kfold_below, seed=seed)
+        self.folds = folds(data.labels, kfold_below=kfold_below, seed=seed, most=kfold_most)
         self.records: list[TrialRecord] = []
         warmup = 1 if len(self.folds) > 1 else schedule[1]  # pruning compares after folds, or after epochs
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -341,7 +366,7 @@ class HeadSearch:
                 accuracy, entropy, ran, out_of_time = fitter.fit(
                     x[train], self._y[train], x[val], self._y[val], epochs=epochs, patience=patience,
                     batch_size=self.batch_size, seed=self.seed + 1000 * trial.number + index, on_epoch=on_epoch,
-                    stop_at=stop_at, clock=self.clock)
+                    stop_at=stop_at, clock=self.clock, reduce_lr=self.reduce_lr)
                 scores.append(accuracy)
                 entropies.append(entropy)
                 epochs_run += ran
