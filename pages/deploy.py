@@ -17,8 +17,8 @@ from tltools.streamlit_bridge import job_manager, require_app, run_picker, show_
 require_app()
 
 st.title("Distill & adapt")
-st.caption("Each action writes a new run (never changes the chosen one) and runs in this page: keep the tab open "
-           "until it finishes. The same is available as `python -m tltools distill`, `adapt` and `bench-export`.")
+st.caption("Distilling and adapting each write a new run (never changing the chosen one) in a background job: you "
+           "may leave the page. The same is available as `python -m tltools distill`, `adapt` and `bench-export`.")
 
 run = run_picker("deploy_run", none_message="Train a model first: distillation, adaptation and latency start "
                  "from a run.")
