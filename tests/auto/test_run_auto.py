@@ -152,3 +152,19 @@ def test_a_short_budget_extracts_only_the_default_backbone_and_caps_the_folds(co
     assert [item["backbone"] for item in auto.summary["backbones"]] == ["efficientnet_lite0"]
     assert [(item.backbone, "short" in item.reason) for item in auto.skipped] == [("efficientnet_lite1", True)]
     assert auto.summary["validation"] == "3-fold on train+val"  # 9 validation images: k-fold, capped at 3
+
+
+def test_fine_tuning_is_tried_gradually_within_the_budget_and_kept_only_if_it_improves(colours, tmp_path):
+    budget = 150.0
+    started = time.monotonic()
+    auto = run_auto(colours, time_budget_s=budget, base_config=_config(), backbones=["efficientnet_lite0"],
+                    max_trials=2, runs_root=tmp_path)
+    wall = time.monotonic() - started
+
+    assert wall <= budget * 1.1, f"auto run took {wall:.1f} s for a {budget:.0f} s budget"
+    note = auto.summary["fine_tuning"]
+    assert "gradually from block" in note, note
+    kept = "improved" in note
+    assert auto.config.gradual_unfreeze == kept and bool(auto.config.fine_tune_epochs) == kept
+    if kept:
+        assert auto.result.metrics["val"]["accuracy"] > float(note.split("→")[0].split()[-1])

@@ -64,3 +64,15 @@ def test_gradual_phase_two_trains_the_top_blocks_only_and_keeps_batchnorm_statis
     log = (result.run.path / "log.txt").read_text()
     assert "unfreeze block:7" in log and "unfreeze block:6" in log
     assert result.metrics["epochs_run"] <= 4
+
+
+def test_a_model_compiled_with_layer_rates_saves_and_loads_as_a_plain_keras_model(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=make_layer_rate_optimizer("adam", 0.01, {id(model.weights[0]): 0.5}), loss="mse")
+    model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.optimizer) is keras.optimizers.Adam
+    np.testing.assert_allclose(loaded.predict(np.ones((1, 3), "float32"), verbose=0),
+                               model.predict(np.ones((1, 3), "float32"), verbose=0))

@@ -125,7 +125,10 @@ class _LayerRates:
 
 @functools.cache
 def _with_layer_rates(cls: type) -> type:
-    return type(f"LayerRate{cls.__name__}", (_LayerRates, cls), {})
+    # Named and placed as the optimizer it extends, so a model saved while compiled with it (a checkpoint
+    # during phase 2 on images) names that plain Keras optimizer and loads anywhere; the factors only
+    # matter while training.
+    return type(cls.__name__, (_LayerRates, cls), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
 
 
 def make_layer_rate_optimizer(name: str, learning_rate: float, scales: dict[int, float], **options):
