@@ -16,8 +16,9 @@ $(VENV)/.stamp-run: requirements.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.stamp-dev: requirements.txt requirements-dev.txt $(VENV)/.stamp-run
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+# The tests also cover data-parallel training and Ray jobs, so they install the optional requirements-ray.txt.
+$(VENV)/.stamp-dev: requirements.txt requirements-dev.txt requirements-ray.txt $(VENV)/.stamp-run
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-ray.txt
 	touch $@
 
 setup: $(VENV)/.stamp-run

@@ -24,7 +24,7 @@ def test_every_field_survives_the_round_trip_through_a_runs_config_json(tmp_path
         weight_decay=0.001, batch_size=16, augment=AugmentOptions(flip="vertical", rotation=0.2, translation=0.1),
         label_smoothing=0.1, class_weights="balanced", early_stopping_patience=2, reduce_lr_patience=1,
         reduce_lr_factor=0.5, fine_tune_epochs=2, fine_tune_learning_rate=1e-5, unfreeze="block:5",
-        train_batchnorm=True, tensorboard=True, top_k=3,
+        train_batchnorm=True, tensorboard=True, top_k=3, workers=3,
     )
     assert set(changed) == set(TrainConfig.model_fields), "every field is changed from its default here"
     config = TrainConfig(**changed)

@@ -89,6 +89,10 @@ class TrainConfig(SplitSettings):
                                                       "each deeper block at a 2.6x lower learning rate, the rate "
                                                       "decaying along a cosine (ULMFiT's recipe)")
     tensorboard: bool = Field(False, description="also write TensorBoard logs into the run folder")
+    workers: int = Field(1, ge=1, le=256,
+                         description="data-parallel worker processes (tf.distribute MultiWorkerMirroredStrategy "
+                                     "through Ray Train: TLTOOLS_RAY_ADDRESS's cluster, else a local Ray; needs "
+                                     "requirements-ray.txt); batch_size stays the global batch; 1: this process")
     top_k: int = Field(5, ge=1, le=100, description="k of the top-k accuracy in evaluation")
 
     @pydantic.field_validator("unfreeze", mode="before")

@@ -196,8 +196,15 @@ def extract_features(
         OSError: The disk refused a write; nothing of these keys is left in the cache
             (:func:`tltools.fileio.is_disk_error` tells a full or read-only disk).
     """
+    from tltools.distributed.extraction import current_share, extract_share  # imports nothing of training
+
+    share = current_share()  # inside a data-parallel worker: only its share of the images, into shared arrays
     try:
-        _extract(extractor, keys, sources, batch_size, on_progress)
+        if share is None:
+            _extract(extractor, keys, sources, batch_size, on_progress)
+        else:
+            extract_share(share, extractor, keys, sources, batch_size=batch_size, on_progress=on_progress,
+                          describe=_describe)
     except BaseException:
         for key in keys:  # no entry without its description, no description of a missing entry
             for path in (key.json_path, key.npy_path):
@@ -225,7 +232,12 @@ def _extract(extractor, keys, sources, batch_size, on_progress) -> None:
                     on_progress(done, total)
     seconds = time.time() - started
     for key in keys:
-        fileio.write_json(key.json_path, {
-            **key.description, "digest": key.digest, "seconds": round(seconds, 2),
-            "created": datetime.datetime.now().isoformat(timespec="seconds"), "tltools_version": __version__,
-        })
+        _describe(key, seconds)
+
+
+def _describe(key: FeatureKey, seconds: float) -> None:
+    """Write ``key``'s description beside its array, which makes the entry count as cached."""
+    fileio.write_json(key.json_path, {
+        **key.description, "digest": key.digest, "seconds": round(seconds, 2),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"), "tltools_version": __version__,
+    })

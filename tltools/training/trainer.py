@@ -19,6 +19,7 @@ once per dataset and model, not once per epoch. Images are decoded at most once
 per run, and not at all when every phase finds its activations cached.
 """
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -35,6 +36,7 @@ from tltools import fileio, runs
 from tltools.data.dataset import Dataset
 from tltools.data.pipeline import decode_images, decode_memory_budget, make_tf_dataset
 from tltools.data.split import SPLITS
+from tltools.distributed import loop as distributed_loop
 from tltools.errors import TLToolsError
 from tltools.evaluation.evaluate import split_metrics
 from tltools.model.builder import build_model
@@ -108,15 +110,34 @@ def train(
     """
     log = log or TrainingLog()
     stop = stop or StopRequest()
+    from tltools import distributed  # imports this module: lazily
+
+    several = distributed.wanted(config)  # several workers or GPUs (refuses what they cannot run)
     if run_dir is not None:
         if (Path(run_dir) / "status.json").exists():
             raise TLToolsError(f"{run_dir} already holds a run; choose a new folder or use --from-run to continue it")
         writer = runs.RunWriter(run_dir)
     else:
         writer = runs.RunWriter.create(config.backbone, root=runs_root)
+    if several:  # tf.distribute through the custom loop: tltools.distributed runs it and reads the run back
+        return distributed.train(config, dataset, writer, log=log, on_update=on_update, stop=stop, from_run=from_run)
+    return run_into(writer, config, dataset, log, on_update, stop, from_run)
+
+
+def run_into(writer: runs.RunWriter, config: TrainConfig, dataset: Dataset, log: TrainingLog, on_update,
+             stop: StopRequest, from_run=None, *, strategy=None, execution=None) -> TrainResult:
+    """Train into ``writer``'s folder, marking it ``running`` and, whatever goes wrong, ``failed`` with the reason.
+
+    :func:`train` calls it; so does each worker of a distributed run (:mod:`tltools.distributed`), with
+    its ``strategy`` and the ``execution`` facts for ``metrics.json`` (see :func:`_train`).
+
+    Raises:
+        TLToolsError: For unusable settings or data, or a full disk.
+    """
     writer.set_status(runs.RUNNING)
     try:
-        result = _train(config, dataset, writer, log, on_update, stop, from_run)
+        result = _train(config, dataset, writer, log, on_update, stop, from_run, strategy=strategy,
+                        execution=execution)
     except BaseException as error:  # record why, whatever it was, then let it propagate
         reason = _failure_reason(error, writer)
         _record_failure(writer, reason)
@@ -151,7 +172,10 @@ def _record_failure(writer: runs.RunWriter, reason: str) -> None:
         _logger.error("could not record that run %s failed (%s): %s", writer.path, error, reason)
 
 
-def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResult:
+def _train(config, dataset, writer, log, on_update, stop, from_run, *, strategy=None, execution=None) -> TrainResult:
+    """The run itself; with ``strategy`` (a ``tf.distribute`` strategy) the model is built under its scope and
+    every phase trains through :func:`tltools.distributed.loop.fit`. ``execution`` is what ``metrics.json``
+    records about where it ran (``workers``, ``executor``, …)."""
     started = time.time()
     dataset = dataset.with_splits(config)  # the split is the config's: one function draws it
     classes = dataset.classes
@@ -159,7 +183,10 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
         raise TLToolsError("training needs validation images; set val_fraction above 0 or add a val/ folder")
     _write_run_inputs(writer, config, dataset)
 
-    model = _initial_model(config, classes, from_run, writer)
+    with _scope(strategy):
+        model = _initial_model(config, classes, from_run, writer)
+    if strategy is not None:
+        distributed_loop.detach_from_strategy(model)
     data = prepare_data(config, dataset, model.input_shape[1],  # decodes on first use, once
                         on_progress=lambda done, total: log.update(phase_name=f"decoding images ({done}/{total})"),
                         on_warning=lambda message: _warn(writer, log, message))
@@ -200,7 +227,8 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
                 apply_unfreeze(model, unfreeze, train_batchnorm=config.train_batchnorm)
             trained = cached.model if cached else model
             rate = decay.rate(epochs_done) if decay else learning_rate
-            _compile(trained, config, rate, rate_scales=block_rate_scales(model) if gradual else None)
+            with _scope(strategy):
+                _compile(trained, config, rate, rate_scales=block_rate_scales(model) if gradual else None)
             stage = f" (unfreeze {unfreeze}, deeper blocks at lower rates)" if gradual else ""
             writer.log(f"phase {phase}: {name}{stage}, lr {rate:g}, {stage_epochs} epochs"
                        + (f", on cached features ({cached.split.cut})" if cached else ""))
@@ -212,7 +240,8 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
             log.update(phase=phase, phase_name=name)  # after decoding, which reports its own progress as the phase
             log.add_message(f"Phase {phase}: {name}{stage}, learning rate {rate:g}")
             callbacks = _standard_callbacks(config, writer, reduce_lr=not gradual)
-            history = trained.fit(
+            fit = trained.fit if strategy is None else functools.partial(distributed_loop.fit, trained, strategy)
+            history = fit(
                 train_data,
                 validation_data=val_data,
                 initial_epoch=epochs_done,
@@ -243,6 +272,7 @@ def _train(config, dataset, writer, log, on_update, stop, from_run) -> TrainResu
         "train_seconds": round(train_seconds, 2),
         "stopped_by_user": stop.requested,
         **fast.report(),
+        **(execution or {"workers": 1, "executor": "local"}),
     }
     writer.write_json("metrics.json", metrics)
     status = runs.STOPPED if stop.requested else runs.COMPLETED
@@ -381,6 +411,11 @@ def _write_run_inputs(writer: runs.RunWriter, config: TrainConfig, dataset: Data
         "version": report["version"],  # a dataset version's folder (original + changes CSV), or None
     })
     writer.write_split(dataset)  # the truth of the split, with each image's hash: see runs.load_run_dataset
+
+
+def _scope(strategy):
+    """``strategy.scope()``, or a context that does nothing without a strategy."""
+    return contextlib.nullcontext() if strategy is None else strategy.scope()
 
 
 def _initial_model(config: TrainConfig, classes: list[str], from_run, writer) -> keras.Model:
