@@ -47,12 +47,18 @@ def add_parser(subparsers) -> None:
                         help="instead: time the warm-cache retrain (new learning rate, 20 epochs) from Start to a "
                              "saved model through the job runner, on a thread, in the warm worker and in a fresh "
                              "worker, REPEATS times each (tltools.bench.job_start)")
+    parser.add_argument("--workers", metavar="N,N…",
+                        help="instead: train once per worker count (e.g. 1,2; several: data-parallel through Ray "
+                             "Train, tltools.distributed), each from a cold feature cache, and print wall time, "
+                             "images/s and accuracy per count (tltools.bench.workers)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print the table (or JSON); return 0."""
+    if args.workers:
+        return _run_workers(args)
     if args.job_start:
         from tltools.bench import job_start
 
@@ -68,4 +74,21 @@ def run(args: argparse.Namespace) -> int:
     )
     report = run_benchmark(settings, progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    """``bench --workers 1,2``: the bench's training settings, trained once per worker count."""
+    from tltools.bench import workers
+    from tltools.data.augment import AugmentOptions
+    from tltools.training import TrainConfig
+
+    counts = workers.parse_counts(args.workers)
+    config = TrainConfig(backbone=args.backbone, weights=args.weights, image_size=args.image_size,
+                         batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr,
+                         fine_tune_epochs=args.fine_tune_epochs, unfreeze=args.unfreeze, seed=args.seed,
+                         augment=AugmentOptions.light() if args.augment else AugmentOptions(),
+                         early_stopping_patience=0, val_fraction=0.2)
+    report = workers.run(args.data, counts, config, progress=lambda text: print(text, file=sys.stderr, flush=True))
+    print(json.dumps(report, indent=2) if args.json else workers.format_report(report))
     return 0
