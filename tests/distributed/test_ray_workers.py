@@ -16,7 +16,7 @@ from tests.factories import fast_config
 from tests.waiting import wait_until
 from tltools import runs
 from tltools.errors import TLToolsError
-from tltools.training import TrainingLog, train
+from tltools.training import StopRequest, TrainingLog, train
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-ray.txt)")
 pytestmark = pytest.mark.slow
@@ -94,3 +94,23 @@ def test_a_killed_worker_fails_the_run_with_its_reason(colours, tmp_path):
     info = runs.read_run(run_path)
     assert info.status == runs.FAILED and "worker" in info.error
     assert time.monotonic() - killed_at < 120
+
+
+def test_stop_reaches_every_worker_and_keeps_the_best_model(colours, tmp_path):
+    config = fast_config(epochs=2000, workers=2, early_stopping_patience=0, reduce_lr_patience=0)
+    log, stop = TrainingLog(), StopRequest()
+    outcome = {}
+
+    def run():
+        outcome["result"] = train(config, colours, log=log, stop=stop, runs_root=tmp_path)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_until(lambda: len(log.snapshot()["epochs"]) >= 2, 180, "two epochs on two workers")
+    stop.stop()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the workers did not stop"
+    result = outcome["result"]
+    assert result.run.status == runs.STOPPED and result.metrics["stopped_by_user"]
+    assert 2 <= result.metrics["epochs_run"] < 2000 and result.metrics["workers"] == 2
+    assert result.model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 3)
