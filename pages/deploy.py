@@ -6,7 +6,8 @@ from tltools import app_state
 from tltools.adapt import ADAPT_FILE, DEFAULT_METHOD, METHODS, stages_table
 from tltools.adapt.task import latest_adapt_job, submit_adapt
 from tltools.backbones import list_backbones
-from tltools.distill import DISTILL_FILE, comparison_table, distill
+from tltools.distill import DISTILL_FILE, comparison_table
+from tltools.distill.task import latest_distill_job, submit_distill
 from tltools.data import extract_upload
 from tltools.errors import TLToolsError
 from tltools.export.latency import kept_latency, latency_table, measure_run_latency
@@ -48,19 +49,59 @@ with distill_tab:
                          help="0: learn from the teacher only; 1: from the labels only (the student alone).")
     epochs = left.number_input("Epochs", min_value=1, max_value=500, value=10)
     compare = right.checkbox("Compare with the student trained alone (int8 size, latency)", value=True)
-    if st.button("Distill", type="primary"):
+    distill_owner = st.session_state[app_state.SESSION_ID]
+    distill_job = latest_distill_job(job_manager(), distill_owner, run)
+    distilling = distill_job is not None and not distill_job.finished
+    st.caption("Distillation runs as a background job (you may leave the page); the student is a new run whose "
+               "settings name this run as its teacher.")
+    if st.button("Distill", type="primary", disabled=distilling):
         try:
-            with st.status("Distilling…", expanded=True) as status:
-                result = distill(run.path, student=student, image_size=int(size), temperature=temperature,
-                                 alpha=alpha, epochs=int(epochs), compare=compare, on_message=status.write)
-                status.update(label=f"Done: {result.run.run_id}", state="complete")
-            st.success(f"Student run {result.run.run_id}: test accuracy "
-                       f"{(result.metrics.get('test') or {}).get('accuracy', float('nan')):.4f}")
-            table = comparison_table(result.report)
-            if table is not None:
-                st.dataframe(table, hide_index=True, width="stretch")
+            submit_distill(job_manager(), run, owner=distill_owner, compare=compare, student=student,
+                           image_size=int(size), temperature=temperature, alpha=alpha, epochs=int(epochs))
+            st.rerun()
         except TLToolsError as error:
             show_error(error)
+
+    @st.fragment(run_every=2 if distilling else None)
+    def distill_progress() -> None:
+        """The distillation job's live progress (epochs, validation accuracy) and Stop; its comparison once done."""
+        job = latest_distill_job(job_manager(), distill_owner, run)
+        if job is None:
+            return
+        if job.finished and distilling:
+            st.rerun()  # the whole page: the Distill button comes back, the polling stops
+        state = job.log.snapshot()
+        with st.container(border=True):
+            if not job.finished:
+                place = job_manager().queue_position(job.job_id)
+                total = state.get("total_epochs") or 0
+                done = len(state.get("epochs") or [])
+                st.markdown(f"**Distilling** into {job.config.backbone}: "
+                            + (f"waiting for another job, place {place} in the queue" if place
+                               else state["phase_name"] or "starting"))
+                if total and not place:
+                    last = (state.get("epochs") or [{}])[-1]
+                    accuracy = last.get("val_accuracy")
+                    st.progress(min(done / total, 1.0), text=f"epoch {done} of {total}" + (
+                        f", validation accuracy {accuracy:.3f}" if accuracy is not None else ""))
+                if st.button("Stop", icon=":material/stop:", key="distill_stop",
+                             help="Ends after the current batch; the student keeps its best epoch so far and the "
+                                  "comparison is skipped."):
+                    job_manager().stop(job.job_id)
+            elif job.status == FAILED:
+                st.error(f"Distillation failed: {job.error}", icon=":material/error:")
+            else:
+                test = (job.metrics or {}).get("test") or {}
+                st.success(f"Student run **{job.run_dir.name}** ({job.status})"
+                           + (f": test accuracy {test['accuracy']:.4f}" if "accuracy" in test else "")
+                           + "; pick it above to evaluate or export it.", icon=":material/check_circle:")
+                table = comparison_table(job.summary or {})
+                if table is not None:
+                    st.dataframe(table, hide_index=True, width="stretch")
+            if state["messages"]:
+                st.code("\n".join(state["messages"][-8:]), language=None)
+
+    distill_progress()
 
 with adapt_tab:
     report_file = run.path / ADAPT_FILE

@@ -1,13 +1,15 @@
-"""Runs page: every training run on disk; compare curves, download exports, watch, continue or delete a run."""
+"""Runs page: every training run on disk; compare curves, download exports, watch, continue, distil or delete a run."""
 
 import pandas as pd
 import streamlit as st
 
 from tltools import app_state, paths, runs
 from tltools.charts.evaluation import history_metrics, runs_overlay_figure
+from tltools.distill import DISTILL_FILE, comparison_table
 from tltools.errors import TLToolsError
 from tltools.export import cached_export, describe_export, export_run
 from tltools.export.archive import LABELS_FILE, labels_text
+from tltools.fileio import read_json
 from tltools.streamlit_bridge import job_manager, own_run_id, require_app, show_error
 from tltools.training import TrainConfig, history_frame
 
@@ -85,6 +87,18 @@ def continue_training(run: runs.RunInfo) -> None:
     st.switch_page("pages/train.py")
 
 
+def distilled(run: runs.RunInfo) -> None:
+    """For a student run: its teacher and the comparison with the teacher and the student trained alone."""
+    if not (run.path / DISTILL_FILE).is_file():
+        return
+    report = read_json(run.path / DISTILL_FILE)
+    st.caption(f"Distilled from teacher run {report['settings']['teacher']} (temperature "
+               f"{report['settings']['temperature']:g}, alpha {report['settings']['alpha']:g}).")
+    table = comparison_table(report)
+    if table is not None:
+        st.dataframe(table, hide_index=True, width="stretch", key=f"runs_distilled_{run.run_id}")
+
+
 def manage(run: runs.RunInfo) -> None:
     """Exports, "continue training" and deletion of one run."""
     if run.error:
@@ -100,6 +114,7 @@ def manage(run: runs.RunInfo) -> None:
         exports(run)
     else:
         st.caption("Exports are offered once the run has a model and has stopped training.")
+    distilled(run)
     if run.status in (runs.INTERRUPTED, runs.STOPPED):
         if st.button("Continue training", key=f"runs_continue_{run.run_id}", disabled=not run.model_path.is_file(),
                      icon=":material/play_arrow:", help="Train further from this run's model with its settings"):
@@ -107,6 +122,11 @@ def manage(run: runs.RunInfo) -> None:
                 continue_training(run)
             except TLToolsError as error:
                 show_error(error)
+    if run.model_path.is_file() and run.status != runs.RUNNING and st.button(
+            "Distill", key=f"runs_distill_{run.run_id}", icon=":material/compress:",
+            help="Train a smaller, faster student from this run's model (the teacher), on the Distill & adapt page"):
+        st.session_state[app_state.SELECTED_RUN] = str(run.path)  # the page's run picker starts on it
+        st.switch_page("pages/deploy.py")
     confirmed = st.checkbox(f"yes, delete {run.run_id}", key=f"runs_confirm_{run.run_id}")
     if st.button("Delete run", key=f"runs_delete_{run.run_id}", disabled=not confirmed, icon=":material/delete:"):
         try:

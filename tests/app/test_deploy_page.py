@@ -27,19 +27,39 @@ def open_page(run_path) -> AppTest:
 
 
 @pytest.mark.slow
-def test_distill_button_writes_a_student_run_naming_the_teacher(run):
+def test_distill_button_submits_a_job_whose_student_run_names_the_teacher(run):
+    from tltools.distill.task import latest_distill_job
+    from tltools.streamlit_bridge import job_manager
+
     app = open_page(run.path)
     assert [tab.label for tab in app.tabs] == ["Distill", "Adapt to new images", "Latency per format"]
     app.number_input[0].set_value(64)
     app.number_input[1].set_value(1)
     app.checkbox[0].uncheck()
-    before = {other.run_id for other in runs.list_runs()}
     next(button for button in app.button if button.label == "Distill").click().run()
     assert not app.exception, app.exception
     assert not app.error, [error.value for error in app.error]
-    assert any(message.value.startswith("Student run ") for message in app.success)
-    (student,) = [other for other in runs.list_runs() if other.run_id not in before]
+    job = latest_distill_job(job_manager(), app.session_state[app_state.SESSION_ID], run)
+    assert job is not None and job.config.teacher_run == str(run.path.resolve()) and job.options == {"compare": False}
+    job_manager().wait(job.job_id, timeout=TIMEOUT)
+    assert job.status == "completed", job.error
+    app.run()
+    assert not app.exception, app.exception
+    assert any(message.value.startswith(f"Student run **{job.run_dir.name}**") for message in app.success)
+    student = runs.read_run(job.run_dir)
     assert (student.path / "distill.json").is_file() and student.status == runs.COMPLETED
-    assert run.run_id in (student.path / "distill.json").read_text()
+    assert student.config["teacher_run"] == str(run.path.resolve())
     # The adapt button waits for an upload.
     assert next(button for button in app.button if button.label == "Adapt").disabled
+
+
+@pytest.mark.slow
+def test_runs_page_distill_opens_the_page_with_that_run_as_teacher(run):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run().switch_page("pages/runs.py").run()
+    app.multiselect(key="runs_chosen").set_value([run.run_id]).run()
+    app.button(key=f"runs_distill_{run.run_id}").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state[app_state.SELECTED_RUN] == str(run.path)
+    assert app.title[0].value == "Distill & adapt"
+    assert app.selectbox(key="deploy_run").value == str(run.path)

@@ -90,8 +90,11 @@ def test_comparison_rows_teacher_distilled_and_alone(teacher, tmp_path):
     for row in rows.values():
         assert row["parameters"] > 0 and row["int8_bytes"] > 0 and row["keras_bytes"] > row["int8_bytes"]
         assert row["int8_ms"] > 0 and row["keras_ms"] > 0
-    assert (tmp_path / "student" / "comparison" / "student_alone.keras").is_file()
+    alone = read_run(tmp_path / "student" / "comparison" / "student-alone")  # an ordinary run, without a teacher
+    assert alone.status == COMPLETED and alone.config["teacher_run"] is None
+    assert rows["student alone"]["test_accuracy"] == alone.metrics["test"]["accuracy"]
     assert (tmp_path / "student" / "comparison" / "teacher_int8.tflite").is_file()
+    assert not (teacher.path / "exports").exists()  # the teacher's run is never written to
 
 
 def test_teacher_run_that_does_not_exist_is_one_line(tmp_path):
@@ -139,7 +142,8 @@ def test_student_whose_weights_are_unavailable_offline_is_one_line(teacher, tmp_
                        ) as error:
         distill(teacher.path, student="mobilenet_v3_small", image_size=64, run_dir=tmp_path / "x")
     assert "\n" not in str(error.value)
-    assert not (tmp_path / "x").exists()
+    failed = read_run(tmp_path / "x")  # the student's run folder, the one place written, says why
+    assert failed.status == "failed" and "no internet" in failed.error and not failed.model_path.exists()
 
 
 @pytest.mark.slow
@@ -163,3 +167,69 @@ def test_fine_tuning_the_student_is_distilled_too_and_keeps_the_best_epoch(teach
     assert 1 <= result.metrics["best_epoch"] <= 3
     history = (tmp_path / "student" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 3 and "objective" in history[0] and "val_loss" in history[0]
+
+
+@pytest.mark.slow
+def test_student_config_names_the_teacher_and_the_run_is_evaluated_exported_and_continued_like_any(teacher, tmp_path):
+    from tltools.evaluation import evaluate_run
+    from tltools.export import export_run
+
+    result = distill(teacher.path, image_size=64, epochs=2, compare=False, run_dir=tmp_path / "student")
+    config = TrainConfig.from_dict(read_run(tmp_path / "student").config)
+    assert config.teacher_run == str(teacher.path.resolve())
+    assert (config.distill_temperature, config.distill_alpha, config.distill_unlabeled) == (4.0, 0.5, None)
+    evaluated = evaluate_run(result.run)  # on its splits.csv, the teacher's split
+    assert evaluated["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
+    exported = export_run(result.run.path, "keras")
+    assert exported.path.is_file() and exported.path.parent == result.run.path / "exports"
+    dataset = load_dataset(_teacher_data(teacher))
+    continued = train(config.replace(epochs=1), dataset, from_run=result.run.path, run_dir=tmp_path / "continued")
+    assert continued.run.status == COMPLETED and continued.metrics["distillation"]["teacher"] == teacher.run_id
+    assert continued.metrics["distillation"]["teacher_logits_cache"] == "hit"  # the logits were cached once
+    assert (tmp_path / "continued" / "splits.csv").read_text() == (teacher.path / "splits.csv").read_text()
+
+
+def _teacher_data(teacher):
+    import json
+
+    return json.loads((teacher.path / "dataset.json").read_text())["root"]
+
+
+@pytest.mark.slow
+def test_train_with_teacher_run_distils_with_unlabelled_images_and_class_weights(teacher, tmp_path):
+    unlabeled = write_tree(tmp_path / "unlabelled", colour_images(COLOURS, 2, seed=5))
+    config = fast_config(teacher_run=teacher.run_id, distill_unlabeled=str(unlabeled), distill_alpha=0.2,
+                         class_weights="balanced", epochs=2)
+    result = train(config, load_dataset(_teacher_data(teacher)), run_dir=tmp_path / "student")
+    assert result.metrics["distillation"]["unlabeled_images"] == 2 * len(COLOURS)
+    assert "Distilling teacher run" in (tmp_path / "student" / "log.txt").read_text()
+    history = (tmp_path / "student" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2 and "objective" in history[0]  # loss = cross-entropy, objective = distillation
+
+
+def test_train_refuses_a_teacher_run_that_does_not_exist_before_making_a_run_folder(tmp_path):
+    config = fast_config(teacher_run=str(tmp_path / "nowhere"))
+    with pytest.raises(TLToolsError, match=r"^no training run at .*nowhere"):
+        train(config, None, run_dir=tmp_path / "student")
+    assert not (tmp_path / "student").exists()
+
+
+def test_unlabelled_images_need_a_teacher():
+    with pytest.raises(TLToolsError, match="distill_unlabeled is set without teacher_run"):
+        fast_config(distill_unlabeled="somewhere")
+
+
+@pytest.mark.slow
+def test_distillation_runs_as_a_job_with_its_summary(teacher, tmp_path):
+    from tltools import jobs
+    from tltools.distill import student_config
+
+    manager = jobs.JobManager(processes=False, runs_root=tmp_path)
+    config = student_config(teacher.path, image_size=64, epochs=2)
+    job = manager.submit(config, load_dataset(_teacher_data(teacher)), task="tltools.distill.task:distill_task",
+                         options={"compare": False})
+    manager.wait(job.job_id, timeout=300)
+    assert job.status == jobs.COMPLETED, job.error
+    assert job.summary["settings"]["teacher"] == teacher.run_id
+    assert read_run(job.run_dir).config["teacher_run"] == str(teacher.path.resolve())
+    assert any("Distilling teacher run" in line for line in job.log.snapshot()["messages"])

@@ -25,6 +25,8 @@ def test_every_field_survives_the_round_trip_through_a_runs_config_json(tmp_path
         label_smoothing=0.1, class_weights="balanced", early_stopping_patience=2, reduce_lr_patience=1,
         reduce_lr_factor=0.5, fine_tune_epochs=2, fine_tune_learning_rate=1e-5, unfreeze="block:5",
         train_batchnorm=True, tensorboard=True, top_k=3, workers=3,
+        teacher_run="runs/teacher", distill_temperature=2.0, distill_alpha=0.3, distill_unlabeled="unlabelled",
+        gradual_unfreeze=True,
     )
     assert set(changed) == set(TrainConfig.model_fields), "every field is changed from its default here"
     config = TrainConfig(**changed)

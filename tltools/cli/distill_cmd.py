@@ -1,7 +1,9 @@
 """``python -m tltools distill TEACHER_RUN [--student B] [--image-size N] [--temperature T] [--alpha A] …``.
 
 Trains a student backbone from a teacher run's softened probabilities plus the
-true labels (:mod:`tltools.distill`) into a new, ordinary run folder, and
+true labels (:mod:`tltools.distill`; the trainer's ``--teacher-run`` option, so
+``train DATA --teacher-run RUN`` is the same without the comparison) into a new,
+ordinary run folder, and
 prints the student's metrics and the comparison table (teacher, distilled
 student, the same student trained alone: test accuracy, parameters, ``.keras``
 and TFLite int8 size, latency per image).
@@ -24,7 +26,9 @@ def add_parser(subparsers) -> None:
         "distill", help="train a small, fast student from a trained teacher run (knowledge distillation)",
         description="Distil a teacher run's model into a smaller student backbone: the student learns from the "
         "teacher's softened probabilities (temperature T) and the true labels (weight alpha), on the teacher's "
-        "own split. The teacher's logits are computed once and cached like features.",
+        "own split, with the teacher's seed and batch size. The teacher's logits are computed once and cached like "
+        "features. The student is an ordinary run whose config.json names the teacher (train --teacher-run RUN "
+        "does the same without the comparison).",
     )
     parser.add_argument("teacher", metavar="TEACHER_RUN", help="the teacher's run folder or run id")
     parser.add_argument("--student", default=DEFAULT_STUDENT, help=f"student backbone (default {DEFAULT_STUDENT})")
@@ -38,7 +42,6 @@ def add_parser(subparsers) -> None:
                         help=_FIELDS["learning_rate"].description + " (default 0.001)")
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help=_FIELDS["fine_tune_epochs"].description)
     parser.add_argument("--unfreeze", default="all", help=_FIELDS["unfreeze"].description)
-    parser.add_argument("--seed", type=int, default=None, help="the student's seed (default: the teacher's)")
     parser.add_argument("--unlabeled", metavar="DIR",
                         help="a folder of unlabelled images the teacher labels for the student (soft targets only)")
     parser.add_argument("--no-compare", dest="compare", action="store_false",
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     result = distill(
         args.teacher, student=args.student, image_size=args.image_size, temperature=args.temperature,
         alpha=args.alpha, epochs=args.epochs, learning_rate=args.learning_rate,
-        fine_tune_epochs=args.fine_tune_epochs, unfreeze=args.unfreeze, seed=args.seed, unlabeled=args.unlabeled,
+        fine_tune_epochs=args.fine_tune_epochs, unfreeze=args.unfreeze, unlabeled=args.unlabeled,
         compare=args.compare, run_dir=args.out, on_message=None if args.json else print,
     )
     if args.json:

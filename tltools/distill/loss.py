@@ -40,16 +40,21 @@ class DistillationLoss(keras.losses.Loss):
         num_classes: C, the student's outputs.
         temperature: T ≥ 1 softening both distributions.
         alpha: Weight of the true labels, in [0, 1].
+        label_smoothing: Smoothing of the true labels (as Keras' categorical cross-entropy's), in [0, 1).
     """
 
-    def __init__(self, num_classes: int, temperature: float, alpha: float, name: str = "distillation", **kwargs):
+    def __init__(self, num_classes: int, temperature: float, alpha: float, label_smoothing: float = 0.0,
+                 name: str = "distillation", **kwargs):
         super().__init__(name=name, **kwargs)
         self.num_classes, self.temperature, self.alpha = int(num_classes), float(temperature), float(alpha)
+        self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
         classes, t = self.num_classes, self.temperature
         hard, teacher, labelled = y_true[:, :classes], y_true[:, classes:2 * classes], y_true[:, 2 * classes]
         log_p = ops.log(ops.clip(y_pred, _FLOOR, 1.0))
+        if self.label_smoothing:
+            hard = hard * (1.0 - self.label_smoothing) + self.label_smoothing / classes
         hard_term = -ops.sum(hard * log_p, axis=-1) * labelled
         soft_teacher = ops.softmax(teacher / t, axis=-1)
         kl = ops.sum(soft_teacher * (ops.log_softmax(teacher / t, axis=-1) - ops.log_softmax(log_p / t, axis=-1)),
@@ -58,7 +63,7 @@ class DistillationLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "temperature": self.temperature,
-                "alpha": self.alpha}
+                "alpha": self.alpha, "label_smoothing": self.label_smoothing}
 
 
 def hard_metrics(num_classes: int) -> list:

@@ -1,8 +1,10 @@
 """The bundle's ``README.md``: a model card a person reads.
 
 What the model is, its classes (with how well each is recognised), the data it
-learnt from, an accuracy table, the settings that matter, how to run it (with or
-without tltools; where the class names are) and its limits. Raw metric arrays
+learnt from, an accuracy table, the settings that matter, for a distilled model its
+teacher and the comparison with it, the latency per deployment format when it has
+been measured, how to run it (with or without tltools; where the class names are)
+and its limits. Raw metric arrays
 (ROC curves, confusion matrices, misclassified files) stay in ``metrics.json``
 of the run; the card summarises them.
 """
@@ -10,6 +12,7 @@ of the run; the card summarises them.
 from collections.abc import Sequence
 
 from tltools import __version__
+from tltools.fileio import format_bytes
 from tltools.model.io import INFO_MEMBER  # the class names inside a .keras file
 
 # The headline numbers of one split, in the accuracy table: metrics.json key → column heading.
@@ -34,8 +37,10 @@ def model_card(class_names: Sequence[str], preprocessing: dict, metadata: dict) 
         preprocessing: The bundle's ``preprocessing.json`` content.
         metadata: The model's metadata: ``backbone`` when known, and optionally
             ``config`` (the run's settings), ``dataset`` (name, layout, images per
-            split) and ``metrics`` (``metrics.json``: per split ``accuracy``,
-            ``macro_f1``, ``per_class``, …).
+            split), ``metrics`` (``metrics.json``: per split ``accuracy``,
+            ``macro_f1``, ``per_class``, …), ``latency`` (the run's kept latency table,
+            :func:`tltools.export.latency.kept_latency`) and ``distillation`` (a
+            distilled run's ``distill.json``).
 
     Returns:
         The card as Markdown text.
@@ -72,6 +77,8 @@ def model_card(class_names: Sequence[str], preprocessing: dict, metadata: dict) 
         *_classes(class_names, metrics),
         *_data(dataset),
         *_settings(config),
+        *_distillation(_mapping(metadata, "distillation")),
+        *_latency(_mapping(metadata, "latency")),
         *_usage(size, preprocessing["pillow_resample"]),
         "",
         *_limits(len(class_names), size, metrics),
@@ -147,6 +154,54 @@ def _settings(config: dict) -> list[str]:
     lines = ["## Training", "", "| setting | value |", "|---|---|"]
     lines += [f"| {title} | {_text(_plain(value))} |" for title, value in rows]
     return [*lines, "", "Every setting is in the training run's `config.json`.", ""]
+
+
+def _mapping(metadata: dict, key: str) -> dict:
+    value = metadata.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _distillation(report: dict) -> list[str]:
+    """A distilled model's teacher and settings, and the comparison with the teacher and the student trained alone."""
+    settings = report.get("settings") or {}
+    if not settings:
+        return []
+    lines = ["## Distillation", "",
+             f"This model is a student distilled from the teacher run `{_text(settings.get('teacher'))}` "
+             f"({_text(settings.get('teacher_backbone', 'unknown backbone'))} at "
+             f"{settings.get('teacher_image_size', '?')} px): it learnt from the teacher's probabilities softened "
+             f"at temperature {_plain(settings.get('temperature'))} and from the true labels (weight "
+             f"{_plain(settings.get('alpha'))})"
+             + (f", plus {settings['unlabeled_images']} unlabelled images the teacher labelled"
+                if settings.get("unlabeled_images") else "") + ".", ""]
+    rows = report.get("comparison") or []
+    if rows:
+        lines += ["| model | backbone | input px | test accuracy | parameters | .keras | TFLite int8 | "
+                  "Keras ms/image | int8 ms/image |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {_text(row['model'])} | {_text(row['backbone'])} | {row['image_size']} | "
+                  f"{_share(row.get('test_accuracy'))} | {row['parameters']:,} | {format_bytes(row['keras_bytes'])} | "
+                  f"{format_bytes(row['int8_bytes'])} | {row['keras_ms']:.2f} | {row['int8_ms']:.2f} |"
+                  for row in rows]
+        lines += ["", "The student alone is the same backbone, settings and images trained without the teacher. "
+                  "Latency: milliseconds per image at batch 1 (median) on the machine that trained it.", ""]
+    return lines
+
+
+def _latency(report: dict) -> list[str]:
+    """The latency per deployment format, as measured for this model (``bench-export``)."""
+    rows = [row for row in report.get("rows") or [] if not row.get("error")]
+    if not rows:
+        return []
+    machine = report.get("machine") or {}
+    lines = ["## Latency", "",
+             f"Milliseconds per image at batch 1: median (and 90th percentile) of {report.get('repeats', '?')} runs "
+             f"after {report.get('warmup', '?')} warm-up runs, on {_text(machine.get('cpu', 'an unknown CPU'))} "
+             f"({machine.get('cores', '?')} cores). Threads: as listed; \"all\" is TensorFlow's default. Measure on "
+             "the device you deploy to before deciding: other work on the machine changes these figures.", "",
+             "| format | runtime | size | median ms | p90 ms | threads |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {_text(row['format'])} | {_text(row['runtime'])} | {format_bytes(row['size_bytes'])} | "
+              f"{row['median_ms']:.2f} | {row['p90_ms']:.2f} | {row['threads'] or 'all'} |" for row in rows]
+    return [*lines, ""]
 
 
 def _usage(size: int, resample: str) -> list[str]:

@@ -72,6 +72,8 @@ def cached_export(run: runs.RunInfo, fmt: str) -> ExportResult | None:
     facts = read_json(sidecar)
     if facts.get("model") != _model_stamp(run.model_path):
         return None
+    if fmt == "bundle" and facts.get("card") != _card_stamp(run):  # its model card shows latency, distillation
+        return None
     return ExportResult(path=file, format=fmt, size_bytes=file.stat().st_size, check=facts.get("check"),
                         notes=tuple(facts.get("notes", ())))
 
@@ -126,10 +128,11 @@ def export_run(run_path, fmt: str, out_path=None, *, images_dir=None) -> ExportR
             )
         stamp = _model_stamp(run.model_path) if run.model_path.is_file() else None
         model, class_names, metadata = load_model(run.path)
-        metadata = {**metadata, "config": run.config, "metrics": run.metrics or {}, "dataset": dataset_summary(run)}
+        metadata = {**metadata, "config": run.config, "metrics": run.metrics or {}, "dataset": dataset_summary(run),
+                    **_card_facts(run)}
         result = _export(model, class_names, metadata, fmt, kept, paths, problem)
         write_json(sidecar_path(kept), {"format": fmt, "check": result.check, "notes": list(result.notes),
-                                        "model": stamp})
+                                        "model": stamp, **({"card": _card_stamp(run)} if fmt == "bundle" else {})})
     if target != kept:
         with atomic_path(target) as temporary:
             shutil.copyfile(kept, temporary)
@@ -238,6 +241,29 @@ def _export(model, class_names, metadata, fmt, out_path, paths, problem) -> Expo
     if images is None:
         result = dataclasses.replace(result, notes=(*result.notes, f"not checked: {problem}"))
     return result
+
+
+def _card_facts(run: runs.RunInfo) -> dict:
+    """What the model card shows besides the run's metrics: the kept latency table and the distillation report."""
+    from tltools.distill.engine import DISTILL_FILE  # both import this module
+    from tltools.export.latency import kept_latency
+
+    facts = {}
+    latency = kept_latency(run)
+    if latency is not None:
+        facts["latency"] = latency
+    if (run.path / DISTILL_FILE).is_file():
+        facts["distillation"] = read_json(run.path / DISTILL_FILE)
+    return facts
+
+
+def _card_stamp(run: runs.RunInfo) -> dict:
+    """What identifies the versions of the files the model card reads besides the model (None: absent)."""
+    from tltools.distill.engine import DISTILL_FILE  # both import this module
+    from tltools.export.latency import LATENCY_FILE
+
+    files = {"latency": run.path / EXPORTS_FOLDER / LATENCY_FILE, "distillation": run.path / DISTILL_FILE}
+    return {name: (file.stat().st_mtime_ns if file.is_file() else None) for name, file in files.items()}
 
 
 def _model_stamp(model_file: Path) -> dict:

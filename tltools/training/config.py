@@ -94,6 +94,17 @@ class TrainConfig(SplitSettings):
                                      "through Ray Train: TLTOOLS_RAY_ADDRESS's cluster, else a local Ray; needs "
                                      "requirements-ray.txt); batch_size stays the global batch; 1: this process")
     top_k: int = Field(5, ge=1, le=100, description="k of the top-k accuracy in evaluation")
+    teacher_run: str | None = Field(None, description="knowledge distillation: a trained run (folder or run id) "
+                                                      "whose softened probabilities the model also learns, on "
+                                                      "the teacher's own split; unset: plain training")
+    distill_temperature: float = Field(4.0, ge=1.0, le=100.0,
+                                       description="distillation temperature T softening the teacher's and the "
+                                                   "model's probabilities (with teacher_run)")
+    distill_alpha: float = Field(0.5, ge=0.0, le=1.0,
+                                 description="weight of the true labels in distillation; the rest goes to the "
+                                             "teacher's soft targets (with teacher_run)")
+    distill_unlabeled: str | None = Field(None, description="a folder of unlabelled images the teacher labels for "
+                                                            "the model, soft targets only (with teacher_run)")
 
     @pydantic.field_validator("unfreeze", mode="before")
     @classmethod
@@ -145,6 +156,9 @@ class TrainConfig(SplitSettings):
         problem = unfreeze_problem(self.backbone, self.unfreeze)
         if problem:
             raise ValueError(problem)
+        if self.distill_unlabeled and not self.teacher_run:
+            raise ValueError("distill_unlabeled is set without teacher_run; unlabelled images need a teacher "
+                             "to label them: set teacher_run too")
         self.__dict__["unfreeze"] = resolve_unfreeze(self.backbone, self.unfreeze)  # also when set on its own
         return self
 

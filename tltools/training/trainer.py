@@ -112,7 +112,11 @@ def train(
     stop = stop or StopRequest()
     from tltools import distributed  # imports this module: lazily
 
+    teacher = _teacher(config)  # before the run folder: a bad teacher leaves nothing behind
     several = distributed.wanted(config)  # several workers or GPUs (refuses what they cannot run)
+    if several and teacher is not None:
+        raise TLToolsError(f"distillation (teacher_run) trains in one process, not on workers={config.workers}; "
+                           "set workers to 1")
     if run_dir is not None:
         if (Path(run_dir) / "status.json").exists():
             raise TLToolsError(f"{run_dir} already holds a run; choose a new folder or use --from-run to continue it")
@@ -121,11 +125,11 @@ def train(
         writer = runs.RunWriter.create(config.backbone, root=runs_root)
     if several:  # tf.distribute through the custom loop: tltools.distributed runs it and reads the run back
         return distributed.train(config, dataset, writer, log=log, on_update=on_update, stop=stop, from_run=from_run)
-    return run_into(writer, config, dataset, log, on_update, stop, from_run)
+    return run_into(writer, config, dataset, log, on_update, stop, from_run, teacher)
 
 
 def run_into(writer: runs.RunWriter, config: TrainConfig, dataset: Dataset, log: TrainingLog, on_update,
-             stop: StopRequest, from_run=None, *, strategy=None, execution=None) -> TrainResult:
+             stop: StopRequest, from_run=None, teacher=None, *, strategy=None, execution=None) -> TrainResult:
     """Train into ``writer``'s folder, marking it ``running`` and, whatever goes wrong, ``failed`` with the reason.
 
     :func:`train` calls it; so does each worker of a distributed run (:mod:`tltools.distributed`), with
@@ -136,7 +140,7 @@ def run_into(writer: runs.RunWriter, config: TrainConfig, dataset: Dataset, log:
     """
     writer.set_status(runs.RUNNING)
     try:
-        result = _train(config, dataset, writer, log, on_update, stop, from_run, strategy=strategy,
+        result = _train(config, dataset, writer, log, on_update, stop, from_run, teacher, strategy=strategy,
                         execution=execution)
     except BaseException as error:  # record why, whatever it was, then let it propagate
         reason = _failure_reason(error, writer)
@@ -172,12 +176,23 @@ def _record_failure(writer: runs.RunWriter, reason: str) -> None:
         _logger.error("could not record that run %s failed (%s): %s", writer.path, error, reason)
 
 
-def _train(config, dataset, writer, log, on_update, stop, from_run, *, strategy=None, execution=None) -> TrainResult:
+def _teacher(config: TrainConfig):
+    """The :class:`tltools.distill.teacher.Teacher` that ``config.teacher_run`` names, or None without one."""
+    if not config.teacher_run:
+        return None
+    from tltools.distill.teacher import Teacher  # distillation imports the trainer's package
+
+    return Teacher.load(config)
+
+
+def _train(config, dataset, writer, log, on_update, stop, from_run, teacher=None, *, strategy=None,
+           execution=None) -> TrainResult:
     """The run itself; with ``strategy`` (a ``tf.distribute`` strategy) the model is built under its scope and
     every phase trains through :func:`tltools.distributed.loop.fit`. ``execution`` is what ``metrics.json``
     records about where it ran (``workers``, ``executor``, …)."""
     started = time.time()
-    dataset = dataset.with_splits(config)  # the split is the config's: one function draws it
+    # The split is the config's (one function draws it); a student's is its teacher's: no teacher image is a test one.
+    dataset = teacher.dataset_for(dataset) if teacher else dataset.with_splits(config)
     classes = dataset.classes
     if dataset.split("val").empty:
         raise TLToolsError("training needs validation images; set val_fraction above 0 or add a val/ folder")
@@ -195,9 +210,12 @@ def _train(config, dataset, writer, log, on_update, stop, from_run, *, strategy=
     if not fast.needs_images:
         data.release()  # every phase trains on cached activations from here on
     class_weight = _class_weight(config, data.labels["train"], len(classes), writer, log)
+    if teacher is not None:
+        _prepare_teacher(teacher, dataset, model, config, writer, log)
+    metadata = {"run_id": writer.path.name, **({"teacher": teacher.run.run_id} if teacher else {})}
 
     def save_best(_fitted):  # always the full model, whichever part of it is being fit
-        save_model(model, writer.model_path, classes, metadata={"run_id": writer.path.name})
+        save_model(model, writer.model_path, classes, metadata=metadata)
 
     checkpoint = ThrottledCheckpoint(save_best, monitor=MONITOR, mode="min", min_interval=CHECKPOINT_INTERVAL)
     recorder = MetricsRecorder(log, on_update)
@@ -228,15 +246,12 @@ def _train(config, dataset, writer, log, on_update, stop, from_run, *, strategy=
             trained = cached.model if cached else model
             rate = decay.rate(epochs_done) if decay else learning_rate
             with _scope(strategy):
-                _compile(trained, config, rate, rate_scales=block_rate_scales(model) if gradual else None)
+                _compile(trained, config, rate, rate_scales=block_rate_scales(model) if gradual else None,
+                         teacher=teacher)
             stage = f" (unfreeze {unfreeze}, deeper blocks at lower rates)" if gradual else ""
             writer.log(f"phase {phase}: {name}{stage}, lr {rate:g}, {stage_epochs} epochs"
                        + (f", on cached features ({cached.split.cut})" if cached else ""))
-            if cached:
-                train_data = _one_hot(cached.pipeline("train", shuffle=True), len(classes))
-                val_data = _one_hot(cached.pipeline("val"), len(classes))
-            else:
-                train_data, val_data = data.train, data.val  # decodes the images now if no phase has yet
+            train_data, val_data = _phase_data(cached, data, len(classes), config, teacher, class_weight)
             log.update(phase=phase, phase_name=name)  # after decoding, which reports its own progress as the phase
             log.add_message(f"Phase {phase}: {name}{stage}, learning rate {rate:g}")
             callbacks = _standard_callbacks(config, writer, reduce_lr=not gradual)
@@ -246,7 +261,7 @@ def _train(config, dataset, writer, log, on_update, stop, from_run, *, strategy=
                 validation_data=val_data,
                 initial_epoch=epochs_done,
                 epochs=epochs_done + stage_epochs,
-                class_weight=class_weight,
+                class_weight=None if teacher else class_weight,  # a teacher's batches carry them
                 shuffle=False,  # the pipeline reshuffles every epoch itself
                 callbacks=[recorder, checkpoint, stop, *callbacks, *([decay] if decay else [])],
                 verbose=0,
@@ -273,6 +288,7 @@ def _train(config, dataset, writer, log, on_update, stop, from_run, *, strategy=
         "stopped_by_user": stop.requested,
         **fast.report(),
         **(execution or {"workers": 1, "executor": "local"}),
+        **({"distillation": teacher.summary()} if teacher else {}),
     }
     writer.write_json("metrics.json", metrics)
     status = runs.STOPPED if stop.requested else runs.COMPLETED
@@ -449,17 +465,19 @@ def _initial_model(config: TrainConfig, classes: list[str], from_run, writer) ->
     return model
 
 
-def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, *, rate_scales=None) -> None:
+def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, *, rate_scales=None, teacher=None) -> None:
     """Compile with the config's optimizer and loss; ``rate_scales`` (``id(variable)`` → factor): per-variable
     learning rates (:func:`tltools.training.discriminative.make_layer_rate_optimizer`)."""
     options = {"momentum": config.momentum, "weight_decay": config.weight_decay}
     model.compile(
         optimizer=(make_optimizer(config.optimizer, learning_rate, **options) if rate_scales is None
                    else make_layer_rate_optimizer(config.optimizer, learning_rate, rate_scales, **options)),
-        loss=_loss(config),
-        # The unsmoothed cross-entropy, which checkpointing and early stopping watch (callbacks.named_logs).
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                 keras.metrics.CategoricalCrossentropy(name="crossentropy")],
+        # The unsmoothed cross-entropy, which checkpointing and early stopping watch (callbacks.named_logs);
+        # with a teacher the loss is the distillation loss, the metrics read the labels' part of the targets.
+        **(teacher.compile_args() if teacher else {
+            "loss": _loss(config),
+            "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy"),
+                        keras.metrics.CategoricalCrossentropy(name="crossentropy")]}),
     )
 
 
@@ -470,6 +488,31 @@ def _loss(config: TrainConfig) -> keras.losses.Loss:
 def _one_hot(pipeline, num_classes: int):
     """One-hot labels, so that label smoothing works with the categorical cross-entropy."""
     return pipeline.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
+
+
+def _phase_data(cached: CachedPhase | None, data: PreparedData, num_classes: int, config: TrainConfig, teacher,
+                class_weight: dict | None) -> tuple:
+    """A phase's (train, val) batches: cached activations or images; with a teacher, target rows as labels."""
+    if cached and teacher:
+        return teacher.cached_pipelines(cached, class_weight)
+    if cached:
+        return _one_hot(cached.pipeline("train", shuffle=True), num_classes), _one_hot(cached.pipeline("val"),
+                                                                                        num_classes)
+    if teacher:
+        return teacher.image_pipelines(data.arrays, config, class_weight)
+    return data.train, data.val  # decodes the images now if no phase has yet
+
+
+def _prepare_teacher(teacher, dataset: Dataset, model: keras.Model, config: TrainConfig, writer, log) -> None:
+    """Get the teacher's logits (feature cache) and say in the run log and the live log what distillation does."""
+    log.update(phase_name="the teacher's logits")
+    teacher.prepare(dataset, int(model.input_shape[1]), config.batch_size)
+    line = (f"Distilling teacher run {teacher.run.run_id} ({teacher.model.name}): temperature "
+            f"{teacher.temperature:g}, alpha {teacher.alpha:g}; the teacher's logits "
+            + ("found in the feature cache" if teacher.cache_hit else "computed once and cached")
+            + (f"; {len(teacher.unlabeled_paths)} unlabelled images" if teacher.unlabeled_paths else ""))
+    writer.log(line)
+    log.add_message(line)
 
 
 def _class_weight(config, train_labels: np.ndarray, num_classes: int, writer, log) -> dict | None:
