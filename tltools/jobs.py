@@ -21,8 +21,9 @@ must be on storage every node sees, which the first job checks. Each job records
 
 By default one job trains at a time (``TLTOOLS_MAX_CONCURRENT_JOBS``: worker
 processes at once); later jobs wait in the queue and know their place in it.
-One worker process is kept warm (TensorFlow imported) so that a job starts at
-once; each process runs one job and exits. ``JobManager(processes=False)`` runs
+One worker process is kept warm (TensorFlow imported, the last job's model built ahead) so that a job
+starts at once; it is started when a job ends, not while one runs (its warm-up would slow the job on a
+small machine). Each process runs one job and exits. ``JobManager(processes=False)`` runs
 jobs on threads of this process instead (tests with stand-in trainers).
 
 Many sessions submit, stop and poll at once: the queue order, every job's
@@ -452,7 +453,13 @@ class JobManager:
             return
         job.pid = process.pid
         job.where = f"local process pid {process.pid}"
+        ahead = _prebuild_spec(job)
         self._follow(job, process)
+        if self.warm and not self._closed:  # now, not while the job ran: a warm-up would have slowed it
+            with self._warm_lock:
+                warm = self._warm_worker
+            if warm is None or warm.poll() is not None:
+                self._spawn_warm(ahead)
 
     def _start_worker(self, folder: Path) -> subprocess.Popen:
         """Hand ``folder`` to the warm worker, or start a fresh one; then warm up the next."""
@@ -471,14 +478,17 @@ class JobManager:
                 process = subprocess.Popen([sys.executable, "-m", "tltools.worker", str(folder)],
                                            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                            env=_worker_env())
-        if self.warm and not self._closed:
-            self._spawn_warm()
         return process
 
-    def _spawn_warm(self) -> None:
-        """Start a worker process that imports TensorFlow and the trainer, then waits for a job folder."""
+    def _spawn_warm(self, prebuild: dict | None = None) -> None:
+        """Start a worker process that imports TensorFlow and the trainer, then waits for a job folder.
+
+        With ``prebuild`` (see :func:`_prebuild_spec`) it also builds that model ahead.
+        """
+        extra = ["--prebuild", worker.to_json(prebuild)] if prebuild else []
         try:
-            process = subprocess.Popen([sys.executable, "-m", "tltools.worker", "--warm"], stdin=subprocess.PIPE,
+            process = subprocess.Popen([sys.executable, "-m", "tltools.worker", "--warm", *extra],
+                                       stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_worker_env())
         except OSError:  # no process to spare now: the next job starts a fresh worker (slower, not broken)
             return
@@ -678,6 +688,18 @@ class JobManager:
             finished = sorted((job for job in self._jobs.values() if job.finished), key=lambda job: job.submitted_at)
             for job in finished[:-KEEP_FINISHED]:
                 del self._jobs[job.job_id]
+
+
+def _prebuild_spec(job: Job) -> dict | None:
+    """The model ``job`` builds (the arguments of :func:`tltools.model.builder.prebuild`), for the next warm worker
+    to build ahead: a plain training run or an LR finder sweep from scratch; None for anything else."""
+    classes = getattr(job.dataset, "classes", None)
+    if job.task not in (None, LR_FINDER_TASK) or job.from_run is not None or not classes:
+        return None
+    config = job.config
+    return {"backbone": config.backbone, "classes": len(classes), "weights": config.weights,
+            "input_size": config.image_size, "pooling": config.pooling, "dense_units": config.dense_units,
+            "dropout": config.dropout, "seed": config.seed}
 
 
 def _touch(path: Path) -> None:

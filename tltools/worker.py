@@ -16,7 +16,9 @@ The job manager (:mod:`tltools.jobs`) gives each job a folder ``<runs>/.jobs/<jo
 
 Run a job with ``python -m tltools.worker JOB_DIR``. ``python -m tltools.worker --warm`` imports
 TensorFlow and the trainer first, then reads one job folder from its standard input and runs it: the
-server keeps one such process ready so that a job starts without paying for the import.
+server keeps one such process ready so that a job starts without paying for the import; with
+``--prebuild JSON`` it also builds the model of the server's last job ahead (a retrain at another
+learning rate builds the same one).
 Each process runs one job and exits, so no job shares Keras' global state with another.
 """
 
@@ -246,11 +248,12 @@ def run_job(job_dir: Path | str, where: str | None = None) -> dict:
     return result
 
 
-def warm_up() -> None:
+def warm_up(prebuild: dict | None = None) -> None:
     """Pay ahead what a job's first steps cost in a new process: the modules training uses, building the
     default backbone with its weights, and TensorFlow's runtime (one forward pass). Keras' session is
-    cleared afterwards, so the job's layer names are those of a fresh process. Failures are ignored
-    (the job then pays for it itself)."""
+    cleared afterwards, so the job's layer names are those of a fresh process. With ``prebuild`` (the
+    arguments of :func:`tltools.model.builder.prebuild`: the last job's model), that model is then built
+    and kept for the job's own ``build_model`` call. Failures are ignored (the job then pays for it itself)."""
     try:
         import keras
         import numpy as np
@@ -265,6 +268,10 @@ def warm_up() -> None:
         model.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
         del model
         keras.backend.clear_session()
+        if prebuild:
+            from tltools.model.builder import prebuild as build_ahead
+
+            build_ahead(**prebuild)
     except Exception:  # noqa: BLE001 - only an optimisation
         pass
 
@@ -280,26 +287,36 @@ def redirect_output(job_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tltools.worker JOB_DIR`` or ``--warm`` (preload, then read JOB_DIR from stdin); returns 0."""
+    """``python -m tltools.worker JOB_DIR`` or ``--warm [--prebuild JSON]`` (preload, then read JOB_DIR from stdin).
+
+    Returns 0 (2 for unknown arguments)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--warm"]:
+    ahead = []
+    if argv[:1] == ["--warm"] and (len(argv) == 1 or (len(argv) == 3 and argv[1] == "--prebuild")):
         started = time.monotonic()
         import tltools.training  # noqa: F401 - the import is the point: TensorFlow, Keras, the trainer
 
-        warm_up()
+        warm_up(json.loads(argv[2]) if len(argv) == 3 else None)
         print("ready", flush=True)  # JobManager.wait_warm reads this
         line = sys.stdin.readline().strip()
         if not line:  # the server went away or no longer needs this worker
             return 0
         job_dir = Path(line)
         redirect_output(job_dir)
-        print(f"warm worker {os.getpid()}: imports took {time.monotonic() - started:.1f} s", flush=True)
+        from tltools.model import builder
+
+        ahead = list(builder._PREBUILT)
+        print(f"warm worker {os.getpid()}: imports took {time.monotonic() - started:.1f} s"
+              + (f"; built ahead: {ahead[0]}" if ahead else ""), flush=True)
     elif len(argv) == 1:
         job_dir = Path(argv[0])
     else:
-        print("usage: python -m tltools.worker JOB_DIR | --warm", file=sys.stderr)
+        print("usage: python -m tltools.worker JOB_DIR | --warm [--prebuild JSON]", file=sys.stderr)
         return 2
     run_job(job_dir)
+    if ahead:
+        print("the model built ahead was " + ("not used (the job built another)" if builder._PREBUILT else "used"),
+              flush=True)
     return 0
 
 

@@ -29,6 +29,8 @@ from tltools.seeds import derive_seed
 
 BASE_NAME = "base"
 POOLINGS = ("avg", "max", "flatten")
+# Models built ahead by prebuild(), by their build arguments; build_model hands each out once.
+_PREBUILT: dict[tuple, keras.Model] = {}
 
 
 def build_model(
@@ -70,6 +72,9 @@ def build_model(
     spec = get_backbone(backbone)
     num_classes = _num_classes(classes)
     _check_head(pooling, dense_units, dropout)
+    key = _prebuild_key(spec.name, num_classes, weights, input_size, pooling, dense_units, dropout, seed)
+    if key is not None and key in _PREBUILT:
+        return _PREBUILT.pop(key)
     base = create_backbone(spec.name, weights=weights, input_size=input_size)
     if weights == "none" and seed is not None:
         base = _seeded_initialisation(base, seed)
@@ -86,6 +91,39 @@ def build_model(
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
                                  kernel_initializer=_glorot(seed, "predictions"))(x)
     return keras.Model(inputs, outputs, name=spec.name)
+
+
+def prebuild(backbone: str, classes: int, **options) -> bool:
+    """Build the model ``build_model(backbone, classes, **options)`` would, now, and keep it for that call.
+
+    A warm worker process (:mod:`tltools.worker`) does this with the last job's settings while it waits,
+    so the next job with the same settings (a retrain at another learning rate) does not wait for the
+    backbone to be built. Only seeded builds of ImageNet or random weights are kept: those come out the
+    same whenever they are built; the model is handed out once, untouched.
+
+    Returns:
+        Whether a model was built and kept.
+
+    Raises:
+        TLToolsError: What :func:`build_model` raises.
+    """
+    key = _prebuild_key(get_backbone(backbone).name, classes, options.get("weights", "imagenet"),
+                        options.get("input_size"), options.get("pooling", "avg"), options.get("dense_units", 0),
+                        options.get("dropout", 0.2), options.get("seed"))
+    if key is None:
+        return False
+    model = build_model(backbone, classes, **options)
+    _PREBUILT.clear()
+    _PREBUILT[key] = model
+    return True
+
+
+def _prebuild_key(*arguments) -> tuple | None:
+    """The key a prebuilt model is kept under; None for builds that may differ each time (no seed, a weights file)."""
+    backbone, classes, weights, input_size, pooling, dense_units, dropout, seed = arguments
+    if seed is None or weights not in ("imagenet", "none"):
+        return None
+    return backbone, int(classes), weights, input_size, pooling, int(dense_units), float(dropout), int(seed)
 
 
 def _glorot(seed: int | None, part: str) -> keras.initializers.Initializer:
