@@ -57,3 +57,40 @@ def test_a_stop_request_ends_the_loop_after_the_current_batch(colours, tmp_path)
     assert result.run.status == runs.STOPPED
     assert result.metrics["epochs_run"] == 1 and result.metrics["stopped_by_user"]
     assert len(log.snapshot()["batches"]) == 1
+
+
+MIRRORED_RUN = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, sys.argv[1])
+from tests.factories import fast_config
+from tltools import runs
+from tltools.data import load_dataset
+from tltools.training import StopRequest, TrainingLog
+from tltools.training.trainer import run_into
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+dataset = load_dataset(sys.argv[2], val_fraction=0.3, seed=0)
+result = run_into(runs.RunWriter(sys.argv[3]), fast_config(epochs=3, batch_size=7), dataset, TrainingLog(), None,
+                  StopRequest(), strategy=strategy,
+                  execution={"workers": 1, "executor": "mirrored", "replicas": strategy.num_replicas_in_sync})
+print(json.dumps(result.metrics))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_replicas_trains_through_the_same_loop(colours_dir, tmp_path):
+    """Two logical CPUs stand in for two GPUs; batches of 7 leave one replica a padded, masked example."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", MIRRORED_RUN, str(REPO), str(colours_dir), str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads(done.stdout.strip().splitlines()[-1])
+    assert metrics["executor"] == "mirrored" and metrics["replicas"] == 2 and metrics["epochs_run"] == 3
+    assert metrics["val"]["accuracy"] >= 0.6
