@@ -214,13 +214,18 @@ def decide(index: int, key: str, suggested: str, *, new_label: str | None, reaso
 
 
 def image_card(index: int, text: str, *, key: str | None = None, suggested: str = "exclude",
-               new_label: str | None = None, reason: str = "", width: int = 160) -> None:
-    """One finding's card: image ``index`` beside ``text``, its nearest images and, with a ``key``, the actions."""
+               new_label: str | None = None, reason: str = "", stacked: bool = False) -> None:
+    """One image's card: image ``index`` with ``text``, its nearest images and, with a ``key``, the actions.
+
+    ``stacked`` puts the image above the text (a narrow column, as beside the map) instead of to its left.
+    """
     with st.container(border=True):
-        left, right = st.columns([1, 3])
-        left.image(image_path(index), width=width)
+        left, right = (st.container(), st.container()) if stacked else st.columns([1, 3])
+        left.image(image_path(index), width=200 if stacked else 160)
         with right:
             st.markdown(f"{describe(index)}  \n{text}")
+            if stacked:
+                st.caption("Its nearest images (label · similarity):")
             neighbours(index)
             if key is not None:
                 decide(index, key, suggested, new_label=new_label, reason=reason)
@@ -279,17 +284,19 @@ with findings:
         finding_cards(kind, *paged(shown, kind.split()[0].lower()))
 
 with map_tab:
+    st.caption("Each point is an image, placed near the images whose features it shares (t-SNE); outlined diamonds "
+               "have a finding. Hover for its name, click it to see the image and its nearest images.")
     chart, chosen = st.columns([3, 2])
     with chart:
         event = st.plotly_chart(map_figure(report, st.session_state[app_state.HEALTH_MAP]), on_select="rerun",
                                 selection_mode="points", key="health_map_chart", config={"scrollZoom": True})
-    with chosen:
+    with chosen.container(key="health_map_selected"):
         index = selected_image(event)
         if index is None:
             st.info("Click a point to see its image and its nearest images here.", icon=":material/touch_app:")
         else:
             found = findings_by_image(report).get(index)
-            image_card(index, f"**{found}**" if found else "No finding.", width=200)
+            image_card(index, f"**{found}**" if found else "No finding.", stacked=True)
 
 with classes_tab:
     st.subheader("Most confused class pairs")

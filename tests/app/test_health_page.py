@@ -55,6 +55,13 @@ def test_analyse_relabel_and_save_a_version_without_touching_the_files(tmp_path)
     wrong, suggested = planted["label_error"]
     assert any(wrong in markdown.value and suggested in markdown.value for markdown in app.markdown)
     index = app.session_state["health_report"].table["relpath"].tolist().index(wrong)
+    assert any("Click a point" in info.value for info in app.info)
+    app.session_state["health_map_chart"] = {"selection": {"points": [{"customdata": index}], "point_indices": [0],
+                                                           "box": [], "lasso": []}}  # a click on its map point
+    app.run()
+    assert not app.exception, app.exception
+    assert not any("Click a point" in info.value for info in app.info)
+    assert any(wrong in markdown.value and f"likely '{suggested}'" in markdown.value for markdown in app.markdown)
     app.segmented_control(key=f"health_action_label_{index}").set_value("relabel").run()
     assert app.session_state["health_decisions"] == {
         wrong: ("relabel", suggested, app.session_state["health_decisions"][wrong][2])}

@@ -113,3 +113,24 @@ def test_benchmark_flips_the_asked_share_to_other_classes_the_same_way_each_time
     assert (np.delete(noisy, chosen) == np.delete(labels, chosen)).all()
     again, same = flipped_labels(labels, 4, 0.05, seed=3)
     assert (again == noisy).all() and (same == chosen).all()
+
+
+def test_neighbours_of_some_rows_match_those_of_all_rows_and_never_the_row_itself():
+    features, _ = clusters()
+    every, every_similarity = outliers.neighbours(features, 4)
+    some, some_similarity = outliers.neighbours(features, 4, rows=[7, 40])
+    assert (some == every[[7, 40]]).all() and np.allclose(some_similarity, every_similarity[[7, 40]])
+    assert 7 not in some[0] and 40 not in some[1]
+    assert (np.diff(some_similarity, axis=1) <= 1e-6).all(), "nearest first"
+
+
+@pytest.mark.parametrize("event, index", [
+    (None, None), ({}, None), ({"selection": {"points": []}}, None),
+    ({"selection": {"points": [{"customdata": 12, "x": 0.1}]}}, 12),
+    ({"selection": {"points": [{"customdata": [5]}, {"customdata": 9}]}}, 5),
+    ({"selection": {"points": [{"x": 1.0}]}}, None),
+])
+def test_the_clicked_map_point_names_its_image(event, index):
+    from tltools.health.projection import selected_image
+
+    assert selected_image(event) == index

@@ -12,6 +12,10 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 PCA_DIMENSIONS = 50
+# t-SNE iterations, the first 250 of them early exaggeration: half scikit-learn's default 1000, which took 83 s
+# against 44 s on flowers12 with the two cores loaded (load average 9); the clusters are formed
+# well before, and the map is only for looking.
+TSNE_ITERATIONS = 500
 
 
 def project(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
@@ -21,7 +25,8 @@ def project(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
     if count < 4:
         return np.pad(reduced[:, :2], ((0, 0), (0, max(0, 2 - reduced.shape[1]))))
     perplexity = float(min(30.0, (count - 1) / 3))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", max_iter=TSNE_ITERATIONS,
+                random_state=seed).fit_transform(reduced)
 
 
 def findings_by_image(report) -> dict[int, str]:
@@ -76,6 +81,5 @@ def map_figure(report, coordinates: np.ndarray) -> go.Figure:
                     "line": {"width": np.where(flagged, 2, 0), "color": "#111"},
                     "symbol": np.where(flagged, "diamond", "circle")}))
     figure.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="class",
-                         xaxis={"visible": False}, yaxis={"visible": False}, dragmode="pan",
-                         title={"text": "Images by feature similarity (t-SNE); outlined: a finding", "font": {"size": 14}})
+                         xaxis={"visible": False}, yaxis={"visible": False}, dragmode="pan")
     return figure
