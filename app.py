@@ -4,7 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from tltools.streamlit_bridge import init_state, sidebar_summary
+from tltools.errors import TLToolsError
+from tltools.streamlit_bridge import init_state, job_manager, sidebar_summary
 
 # A local file: a Material or emoji icon would make the browser fetch the tab icon from a font host or CDN.
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
@@ -19,6 +20,11 @@ NARROW_CSS = """<style>
 
 st.set_page_config(page_title="tltools: transfer learning", page_icon=str(ICON), layout="wide")
 st.html(NARROW_CSS)
+try:
+    job_manager()  # TLTOOLS_* settings and, with TLTOOLS_RAY_ADDRESS, Ray: one line when unusable, not a traceback
+except TLToolsError as error:
+    st.error(str(error), icon=":material/error:")
+    st.stop()
 init_state()
 
 navigation = st.navigation(

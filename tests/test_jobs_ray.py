@@ -153,6 +153,7 @@ def test_without_the_variable_nothing_changes(tmp_path, monkeypatch):
     manager.close()
 
 
+@pytest.mark.slow
 def test_a_job_on_another_node_is_followed_by_its_heartbeat_and_fails_when_it_stops(tmp_path, monkeypatch):
     """A server that did not start a Ray job (a restart) cannot check a pid on another machine: the heartbeat decides."""
     monkeypatch.setattr(jobs, "HEARTBEAT_TIMEOUT_S", 1.5)
@@ -173,3 +174,24 @@ def test_a_job_on_another_node_is_followed_by_its_heartbeat_and_fails_when_it_st
     assert job.status == jobs.FAILED
     assert job.error == ("the job's Ray task (Ray node 0f0f on another-node, pid 4242) stopped beating while no "
                          "server watched it before the job finished")
+
+
+@pytest.mark.hostile
+def test_the_app_says_in_one_line_that_ray_is_missing_instead_of_failing(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tltools.streamlit_bridge import job_manager
+
+    monkeypatch.setenv("TLTOOLS_RAY_ADDRESS", "ray://head:10001")
+    monkeypatch.setenv("TLTOOLS_JOB_PROCESSES", "1")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    job_manager.clear()
+    try:
+        app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+        app.run()
+        assert not app.exception, app.exception
+        assert [error.value for error in app.error] == [
+            "TLTOOLS_RAY_ADDRESS='ray://head:10001' is set but Ray is not installed; run "
+            "`pip install -r requirements-ray.txt` or unset TLTOOLS_RAY_ADDRESS to train on this machine"]
+    finally:
+        job_manager.clear()  # the next test's app gets a manager made with the usual settings
