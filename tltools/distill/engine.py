@@ -190,6 +190,7 @@ def run_distillation(config: TrainConfig, dataset, *, run_dir: Path, compare: bo
     log = log or TrainingLog()
     stop = stop or StopRequest()
     say(f"training the student {config.backbone} from teacher run {Path(config.teacher_run).name}")
+    log.update(phase_name="reading the images and the teacher's logits")
     result = train(config, dataset, log=log, stop=stop, run_dir=run_dir)
     settings = result.metrics["distillation"]
     teacher_hit = settings["teacher_logits_cache"] == "hit"
@@ -198,8 +199,7 @@ def run_distillation(config: TrainConfig, dataset, *, run_dir: Path, compare: bo
     writer = runs.RunWriter(result.run.path)
     if compare and not stop.requested:
         say("training the same student without the teacher, for the comparison")
-        log.update(phase_name="comparison: the student trained alone")
-        log.add_message("Comparison: training the same student without the teacher.")
+        log.update(phase_name="comparison: training the student alone")
         alone_config = config.replace(teacher_run=None, distill_unlabeled=None)
         alone = train(alone_config, dataset, stop=stop, run_dir=result.run.path / COMPARISON_FOLDER / ALONE_FOLDER)
         if not stop.requested:
@@ -267,7 +267,8 @@ def comparison_table(report: dict):
         return None
     return pd.DataFrame([{
         "model": row["model"], "backbone": row["backbone"], "input px": row["image_size"],
-        "test accuracy": row["test_accuracy"], "parameters": row["parameters"],
+        "test accuracy": None if row["test_accuracy"] is None else round(row["test_accuracy"], 4),
+        "parameters": f"{row['parameters']:,}",
         ".keras size": format_bytes(row["keras_bytes"]), "TFLite int8 size": format_bytes(row["int8_bytes"]),
-        "Keras ms/image": row["keras_ms"], "int8 ms/image": row["int8_ms"],
+        "Keras ms/image": round(row["keras_ms"], 2), "int8 ms/image": round(row["int8_ms"], 2),
     } for row in rows])
