@@ -176,7 +176,8 @@ with st.container(horizontal=True, gap="small"):
     st.metric("Outliers", len(visible_outliers), border=True, width="content")
     st.metric("Decisions", len(decisions), border=True, width="content")
 st.caption(f"Features: {features_note}; analysis took {report.seconds['total']:.1f} s "
-           f"({report.seconds['features']:.1f} s for the features).")
+           f"({report.seconds['features']:.1f} s for the features)"
+           + (f", the map {report.seconds['map']:.1f} s." if "map" in report.seconds else "."))
 
 
 def image_path(index: int) -> str:

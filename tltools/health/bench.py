@@ -147,7 +147,8 @@ def job_timing(data: Path, backbones, *, repeats: int = 3) -> dict:
 
     Each repeat waits for a warm worker first (each worker runs one job). Returned: ``submit_to_report_seconds``
     (per repeat: submit, the worker's analysis and map, the report file loaded), ``in_worker_seconds`` (the
-    analysis' own total as the worker measured it, without the map) and ``load_seconds`` (reading the file).
+    analysis' own total as the worker measured it, without the map), ``map_seconds`` (the worker's t-SNE) and
+    ``load_seconds`` (reading the file).
     """
     from tltools.health import task
     from tltools.jobs import JobManager
@@ -156,7 +157,7 @@ def job_timing(data: Path, backbones, *, repeats: int = 3) -> dict:
     dataset = load_dataset(data)
     analyse(dataset, backbones)  # the features cached, as after a first run or analysis
     settings = TrainConfig(backbone=backbones[0])
-    totals, inside, loads = [], [], []
+    totals, inside, maps, loads = [], [], [], []
     with tempfile.TemporaryDirectory() as folder:
         manager = JobManager(processes=True, runs_root=Path(folder) / "runs")
         try:
@@ -175,9 +176,10 @@ def job_timing(data: Path, backbones, *, repeats: int = 3) -> dict:
                 totals.append(round(done - started, 2))
                 loads.append(round(done - loaded, 2))
                 inside.append(job.summary["seconds"]["total"])
+                maps.append(job.summary["seconds"]["map"])
         finally:
             manager.close()
-    return {"submit_to_report_seconds": totals, "in_worker_seconds": inside, "load_seconds": loads}
+    return {"submit_to_report_seconds": totals, "in_worker_seconds": inside, "map_seconds": maps, "load_seconds": loads}
 
 
 def main(argv=None) -> int:

@@ -91,7 +91,8 @@ def analysis_task(config, dataset, *, log, stop, from_run=None, run_dir=None, re
 
     Returns:
         An object with ``metrics`` (empty: an analysis trains no model) and ``summary``: ``report`` (the
-        file, or None when stopped), ``stopped``, the number of each finding and the ``seconds`` per step.
+        file, or None when stopped), ``stopped``, the number of each finding and the ``seconds`` per step
+        (the report's, plus ``map``: the projection, which ``total`` does not include).
 
     Raises:
         TLToolsError: The backbone is unusable at that size, or the report cannot be written.
@@ -114,7 +115,9 @@ def analysis_task(config, dataset, *, log, stop, from_run=None, run_dir=None, re
         progress("drawing the map", 0, 1)
         if stop.requested:
             raise AnalysisStopped("stopped before drawing the map")
+        started = time.monotonic()
         coordinates = project(found.combined, seed=seed)
+        found.seconds["map"] = round(time.monotonic() - started, 2)
     except AnalysisStopped as stopped:
         log.add_message(f"Data health: {stopped}; nothing saved.")
         return types.SimpleNamespace(metrics={}, summary={"report": None, "stopped": True})
