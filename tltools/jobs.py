@@ -377,13 +377,23 @@ class JobManager:
     def wait_warm(self, timeout: float = 300) -> bool:
         """Block until the warm worker has imported TensorFlow (benchmarks measure a job from there).
 
+        A warm worker starts when a job ends: right after :meth:`wait` returns it may not have been
+        started yet, so this first waits (within ``timeout``) for one to appear.
+
         Returns:
-            True when a warm worker is ready; False without one, or when it was not ready in ``timeout`` seconds.
+            True when a warm worker is ready; False without one (``warm=False``, closed), or when it was not
+            ready in ``timeout`` seconds.
         """
-        with self._warm_lock:
-            warm = self._warm_worker
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._warm_lock:
+                warm = self._warm_worker
+            if warm is not None or not self.warm or self._closed or time.monotonic() > deadline:
+                break
+            threading.Event().wait(0.05)
         if warm is None or warm.poll() is not None:
             return False
+        timeout = max(deadline - time.monotonic(), 0)
         if getattr(warm, "tltools_ready", False):
             return True
         ready, _, _ = select.select([warm.stdout], [], [], timeout)
