@@ -22,6 +22,8 @@ def test_report_file_follows_the_data_and_the_feature_settings(shapes, tmp_path)
     dataset = load_dataset(root)
     assert task.report_path(dataset, SETTINGS) == task.report_path(load_dataset(root), SETTINGS)
     assert task.report_path(dataset, SETTINGS) != task.report_path(dataset, SETTINGS.replace(image_size=128))
+    resplit = dataset.with_splits(SETTINGS.replace(seed=SETTINGS.seed + 1))
+    assert task.report_path(resplit, SETTINGS) != task.report_path(dataset, SETTINGS), "leakage depends on the split"
     copy = tmp_path / "copy"
     write_health_set(copy)
     assert task.report_path(load_dataset(copy), SETTINGS) != task.report_path(dataset, SETTINGS)

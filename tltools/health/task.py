@@ -33,13 +33,16 @@ def report_path(dataset, settings) -> Path:
     """Return the file an analysis of ``dataset`` with ``settings``' features is saved to.
 
     Args:
-        dataset: The loaded :class:`~tltools.data.Dataset` (its folder, content fingerprint and version count).
+        dataset: The loaded :class:`~tltools.data.Dataset` (its folder, content fingerprint, split of each image
+            (leakage depends on it) and version).
         settings: A :class:`~tltools.training.TrainConfig` (``backbone``, ``image_size``, ``weights``).
 
     Returns:
         ``<TLTOOLS_CACHE>/health/<digest>.pkl`` (it may not exist yet).
     """
-    key = "\n".join(str(part) for part in (Path(dataset.root).resolve(), dataset.fingerprint, dataset.version,
+    items = dataset.items.sort_values("relpath")
+    splits = hashlib.sha256("\n".join(items["relpath"] + "\0" + items["split"]).encode()).hexdigest()
+    key = "\n".join(str(part) for part in (Path(dataset.root).resolve(), dataset.fingerprint, splits, dataset.version,
                                            settings.backbone, settings.image_size, settings.weights))
     return paths.cache_dir() / REPORTS_FOLDER / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pkl"
 
