@@ -27,6 +27,8 @@ def local_ray():
     """A local Ray for the module, as `--workers N` starts one: 127.0.0.1, two CPUs, no dashboard."""
     from tltools.distributed.launch import connect
 
+    if ray.is_initialized():  # another module's Ray, left running: this module wants the one --workers starts
+        ray.shutdown()
     assert connect(None, 2)
     assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")  # bound to the loopback only
     yield
