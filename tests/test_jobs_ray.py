@@ -1,6 +1,7 @@
 """Jobs on a Ray cluster (``TLTOOLS_RAY_ADDRESS``): the same JobManager the app uses, a local Ray instance.
 
-One Ray instance (2 CPUs, no dashboard, bound to 127.0.0.1) serves the whole module; each test makes
+One Ray instance (2 CPUs, no dashboard; Ray 2.60 listens on all interfaces, guarded by its token
+authentication, see the README's security section) serves the whole module; each test makes
 its own manager. Every test that starts Ray is slow; the one that checks the missing-Ray message is not.
 """
 
@@ -24,16 +25,19 @@ TRAINER = "tests.worker_trainers:until_stopped"
 def ray_cluster():
     """Start one local Ray instance for the module and point ``TLTOOLS_RAY_ADDRESS`` at it; shut it down after."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-ray.txt)")
-    context = ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-                       logging_level="WARNING", log_to_driver=False)
+    started = not ray.is_initialized()  # another module's instance (the data-parallel tests) is used as it is
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=False)
     saved = os.environ.get("TLTOOLS_RAY_ADDRESS")
-    os.environ["TLTOOLS_RAY_ADDRESS"] = context.address_info["gcs_address"]
+    os.environ["TLTOOLS_RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     yield ray
     if saved is None:
         os.environ.pop("TLTOOLS_RAY_ADDRESS", None)
     else:
         os.environ["TLTOOLS_RAY_ADDRESS"] = saved
-    ray.shutdown()
+    if started:
+        ray.shutdown()
 
 
 @pytest.fixture
