@@ -1,12 +1,13 @@
 """Jobs on a Ray cluster (``TLTOOLS_RAY_ADDRESS``): the same JobManager the app uses, a local Ray instance.
 
-One Ray instance (2 CPUs, no dashboard; Ray 2.60 listens on all interfaces, guarded by its token
-authentication, see the README's security section) serves the whole module; each test makes
+One Ray instance (2 CPUs, no dashboard, held to 127.0.0.1 as the data-parallel runs' local Ray is)
+serves the whole module; each test makes
 its own manager. Every test that starts Ray is slow; the one that checks the missing-Ray message is not.
 """
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,8 +28,11 @@ def ray_cluster():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-ray.txt)")
     started = not ray.is_initialized()  # another module's instance (the data-parallel tests) is used as it is
     if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
-                 log_to_driver=False)
+        from tltools.distributed.launch import _loopback_only  # the one place that holds a local Ray to 127.0.0.1
+
+        with _loopback_only(ray):
+            ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+                     log_to_driver=False)
     saved = os.environ.get("TLTOOLS_RAY_ADDRESS")
     os.environ["TLTOOLS_RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     yield ray
@@ -68,6 +72,22 @@ def test_a_job_runs_as_a_ray_task_reports_through_its_folder_says_where_and_hono
     assert job.status == jobs.STOPPED and job.metrics["pid"] == job.pid and job.metrics["epochs_run"] < 10_000
     assert runs.read_run(job.run_dir).status == runs.STOPPED
     assert worker.read_json(job.folder / worker.STATE_FILE)["where"] == job.where, "where it ran is kept on disk"
+
+
+@pytest.mark.slow
+def test_the_local_ray_instance_listens_on_the_loopback_only(ray_cluster):
+    assert os.environ["TLTOOLS_RAY_ADDRESS"].startswith("127.0.0.1:")
+    node = ray_cluster.nodes()[0]
+    ports = {int(os.environ["TLTOOLS_RAY_ADDRESS"].rsplit(":", 1)[1]), node["NodeManagerPort"],
+             node["ObjectManagerPort"]}  # the GCS, the raylet, the object manager of this instance
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=False).stdout
+    local = {}
+    for line in listening.splitlines():
+        host, _, port = line.split()[3].rpartition(":")
+        if int(port) in ports:
+            local[int(port)] = host
+    assert set(local) == ports, (ports, listening)
+    assert all(host in ("127.0.0.1", "[::ffff:127.0.0.1]") for host in local.values()), local
 
 
 @pytest.mark.slow
