@@ -91,6 +91,7 @@ def test_both_methods_write_a_run_with_every_stage_measured(source, shifted, tmp
     assert any(record["pseudo_labels"] > 0 for record in rounds)
     assert any(line.startswith("self-training round 1: threshold 0.34") for line in lines)
     assert result.report["source_views"] == 2 and not result.report["stopped"]
+    assert result.report["unfreeze"] is None  # the default: the head alone
     assert any(line.startswith("computing features of 2 corrupted copies") for line in lines)
     assert _files_below(home_dir()) == home_before  # nothing outside the new run folder (and the feature cache)
 
@@ -195,7 +196,7 @@ def test_self_training_fine_tunes_only_the_top_block_and_the_head(source, shifte
 
     lines = []
     result = adapt(source.path, shifted / "unlabeled", method="self-train", thresholds=(0.34,), epochs_per_round=2,
-                   source_views=1, unfreeze="block:7", run_dir=tmp_path / "adapted", on_message=lines.append)
+                   source_views=1, unfreeze="top-block", run_dir=tmp_path / "adapted", on_message=lines.append)
     assert result.report["unfreeze"] == "block:7"
     assert any(line.startswith("fine-tuning the base from block:7 on") for line in lines)
     before = {weight.path: weight.numpy() for weight in load_model(source.path)[0].weights}

@@ -36,8 +36,10 @@ def add_parser(subparsers) -> None:
                         help="self-training: randomly corrupted copies (colour cast, blur, JPEG) of each source "
                         f"training image, labels kept (default {SOURCE_VIEWS}; 0: plain source images only)")
     parser.add_argument("--unfreeze", default=UNFREEZE or "none", metavar="SETTING",
-                        help="self-training: base layers fine-tuned with the head (block:N, or a number of top "
-                        f"layers; BatchNorm stays frozen), or none for the head alone (default {UNFREEZE or 'none'})")
+                        help="self-training: base layers fine-tuned with the head: none (the head alone, default), "
+                        "top-block (the backbone's last block), block:N or a number of top layers; BatchNorm stays "
+                        "in inference mode. Check on labelled target images: it helped on one measured shift and "
+                        "hurt on another")
     parser.add_argument("--out", metavar="DIR", help="the new run folder (default: a new folder under runs/)")
     parser.add_argument("--json", action="store_true", help="print the adaptation report as JSON")
     parser.set_defaults(func=run)
