@@ -14,8 +14,8 @@ always) and asks a :class:`Teacher` for three things only:
   (plus the class weight as a sample weight when class weights are on).
 
 The teacher's logits for every image are computed once and kept in the feature cache
-(:mod:`tltools.training.feature_cache`, keyed by the images, the teacher run and its input
-size), so distillation epochs cost what head epochs cost and a second student from the same
+(:mod:`tltools.training.feature_cache`, keyed by the images, the teacher run's model file and its
+input size), so distillation epochs cost what head epochs cost and a second student from the same
 teacher computes nothing. Unlabelled images (``distill_unlabeled``) are labelled by the
 teacher and join the training batches with soft targets only.
 """
@@ -251,8 +251,9 @@ class Teacher:
         split = SplitModel(cut=TEACHER_CUT, extractor=extractor, head=None,
                            feature_shape=(int(extractor.output_shape[-1]),))
         table = feature_cache.image_table(dataset)
-        key = feature_cache.feature_key(dataset, split, backbone=self.model.name, weights=f"run:{self.run.run_id}",
-                                        image_size=size, table=table)
+        stat = self.run.model_path.stat()  # a teacher model changed in place never reuses its old logits
+        key = feature_cache.feature_key(dataset, split, backbone=self.model.name, image_size=size, table=table,
+                                        weights=f"run:{self.run.run_id}:{stat.st_mtime_ns}:{stat.st_size}")
         found = feature_cache.load_features(key)
         if found is not None:
             return np.asarray(found), True
