@@ -156,7 +156,7 @@ with adapt_tab:
                 if job.summary:
                     st.dataframe(stages_table(job.summary), hide_index=True, width="stretch")
             if state["messages"]:
-                st.code("\n".join(state["messages"][-12:]), language=None)
+                st.code("\n".join(state["messages"][-12:]), language=None, wrap_lines=True)
 
     adapt_progress()
 
