@@ -49,6 +49,10 @@ with distill_tab:
                          help="0: learn from the teacher only; 1: from the labels only (the student alone).")
     epochs = left.number_input("Epochs", min_value=1, max_value=500, value=10)
     compare = right.checkbox("Compare with the student trained alone (int8 size, latency)", value=True)
+    unlabeled = st.file_uploader("Optional: unlabelled images (.zip) the teacher labels for the student",
+                                 type=["zip"], key="distill_unlabeled",
+                                 help="More images to learn the teacher's view from, no labels needed (e.g. the "
+                                      "rest of a collection you labelled only part of).")
     distill_owner = st.session_state[app_state.SESSION_ID]
     distill_job = latest_distill_job(job_manager(), distill_owner, run)
     distilling = distill_job is not None and not distill_job.finished
@@ -56,8 +60,10 @@ with distill_tab:
                "settings name this run as its teacher.")
     if st.button("Distill", type="primary", disabled=distilling):
         try:
+            unlabeled_dir = extract_upload(unlabeled.getvalue(), unlabeled.name) if unlabeled is not None else None
             submit_distill(job_manager(), run, owner=distill_owner, compare=compare, student=student,
-                           image_size=int(size), temperature=temperature, alpha=alpha, epochs=int(epochs))
+                           image_size=int(size), temperature=temperature, alpha=alpha, epochs=int(epochs),
+                           unlabeled=unlabeled_dir)
             st.rerun()
         except TLToolsError as error:
             show_error(error)

@@ -1,12 +1,14 @@
 """The Distill & adapt page, driven through AppTest: distil the chosen run into a student run and show it."""
 
+import io
+import zipfile
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.factories import fast_config
-from tltools import app_state, runs
+from tests.factories import COLOURS, colour_images, fast_config
+from tltools import app_state, paths, runs
 from tltools.training import train
 
 TIMEOUT = 300
@@ -16,6 +18,15 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 @pytest.fixture(scope="module")
 def run(colours):
     return train(fast_config(epochs=1, test_fraction=0.2), colours).run
+
+
+def unlabelled_zip() -> bytes:
+    """Six unlabelled colour images, flat in a zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for relpath, content in colour_images(COLOURS, 2, seed=9).items():
+            bundle.writestr(relpath.replace("/", "_"), content)
+    return buffer.getvalue()
 
 
 def open_page(run_path) -> AppTest:
@@ -36,11 +47,14 @@ def test_distill_button_submits_a_job_whose_student_run_names_the_teacher(run):
     app.number_input[0].set_value(64)
     app.number_input[1].set_value(1)
     app.checkbox[0].uncheck()
+    app.file_uploader(key="distill_unlabeled").set_value(("more.zip", unlabelled_zip(), "application/zip"))
+    app.run()
     next(button for button in app.button if button.label == "Distill").click().run()
     assert not app.exception, app.exception
     assert not app.error, [error.value for error in app.error]
     job = latest_distill_job(job_manager(), app.session_state[app_state.SESSION_ID], run)
     assert job is not None and job.config.teacher_run == str(run.path.resolve()) and job.options == {"compare": False}
+    assert Path(job.config.distill_unlabeled).parent == paths.datasets_dir()  # kept where the job can read it
     job_manager().wait(job.job_id, timeout=TIMEOUT)
     assert job.status == "completed", job.error
     app.run()
@@ -49,6 +63,7 @@ def test_distill_button_submits_a_job_whose_student_run_names_the_teacher(run):
     student = runs.read_run(job.run_dir)
     assert (student.path / "distill.json").is_file() and student.status == runs.COMPLETED
     assert student.config["teacher_run"] == str(run.path.resolve())
+    assert job.summary["unlabeled"] == {"images": 6}
     # The adapt button waits for an upload.
     assert next(button for button in app.button if button.label == "Adapt").disabled
 

@@ -10,7 +10,7 @@ comparison), and the job's ``summary`` is the run's ``distill.json`` report.
 import types
 from pathlib import Path
 
-from tltools import runs
+from tltools import housekeeping, runs
 from tltools.distill.engine import run_distillation, student_config
 from tltools.export.latency import REPEATS
 
@@ -37,6 +37,8 @@ def distill_task(config, dataset, *, log, stop, from_run=None, run_dir=None, com
     Raises:
         TLToolsError: What :func:`tltools.training.train` raises (a teacher that is gone, weights unavailable).
     """
+    # Unlabelled images the page kept in the uploads area: leased, so that no cleanup removes them meanwhile.
+    lease = housekeeping.lease_dataset(config.distill_unlabeled) if config.distill_unlabeled else None  # noqa: F841
     result = run_distillation(config, dataset, run_dir=Path(run_dir), compare=bool(compare),
                               latency_repeats=int(latency_repeats), log=log, stop=stop, on_message=log.add_message)
     return types.SimpleNamespace(metrics=result.metrics, run_dir=result.run.path, summary=result.report)
