@@ -15,6 +15,7 @@ import pytest
 from tests.factories import fast_config
 from tests.waiting import wait_until
 from tltools import runs
+from tltools.data import load_dataset
 from tltools.errors import TLToolsError
 from tltools.training import StopRequest, TrainingLog, train
 
@@ -98,13 +99,15 @@ def test_a_killed_worker_fails_the_run_with_its_reason(colours, tmp_path):
     assert time.monotonic() - killed_at < 120
 
 
-def test_stop_reaches_every_worker_and_keeps_the_best_model(colours, tmp_path):
+def test_stop_reaches_every_worker_and_keeps_the_best_model(colours_dir, tmp_path, monkeypatch):
     config = fast_config(epochs=2000, workers=2, early_stopping_patience=0, reduce_lr_patience=0)
     log, stop = TrainingLog(), StopRequest()
     outcome = {}
+    monkeypatch.chdir(colours_dir.parent)  # a dataset given by a relative path, as on the command line
+    relative = load_dataset(colours_dir.name, val_fraction=0.3, seed=0)
 
     def run():
-        outcome["result"] = train(config, colours, log=log, stop=stop, runs_root=tmp_path)
+        outcome["result"] = train(config, relative, log=log, stop=stop, runs_root=tmp_path)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -116,3 +119,15 @@ def test_stop_reaches_every_worker_and_keeps_the_best_model(colours, tmp_path):
     assert result.run.status == runs.STOPPED and result.metrics["stopped_by_user"]
     assert 2 <= result.metrics["epochs_run"] < 2000 and result.metrics["workers"] == 2
     assert result.model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 3)
+
+
+def test_a_failure_names_the_workers_and_the_error():
+    from tltools.distributed.launch import worker_failure
+
+    text = ("Training failed due to worker errors:\n[Rank 0,1 Error Snippet]:\nTraceback (most recent call last):\n"
+            "  File \"x.py\", line 1, in f\nValueError: bad value\n  [[{{node x}}]]")
+    assert worker_failure(RuntimeError(text)) == ("data-parallel training failed: workers 0, 1 failed: "
+                                                  "ValueError: bad value")
+    one = worker_failure(RuntimeError("[Rank 1 Error Snippet]:\nRuntimeError: boom"))
+    assert one == "data-parallel training failed: worker 1 failed: RuntimeError: boom"
+

@@ -13,6 +13,7 @@ carries the chief's live log to this process and a stop request to the workers.
 """
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -81,8 +82,10 @@ def _train_on_ray(config, dataset, writer, log, on_update, stop, from_run):
     started_here = connect(address, config.workers)
     relay = _relay_class().remote()
     storage = paths.cache_dir() / "ray-train"
-    setup = {"config": config.to_dict(), "dataset": dataset, "run_path": str(writer.path),
-             "from_run": None if from_run is None else str(from_run), "relay": relay,
+    # Absolute paths: a worker runs in a folder of Ray's, perhaps on another machine (the same shared mount).
+    dataset = dataclasses.replace(dataset, root=Path(dataset.root).resolve())
+    setup = {"config": config.to_dict(), "dataset": dataset, "run_path": str(writer.path.resolve()),
+             "from_run": None if from_run is None else str(Path(from_run).resolve()), "relay": relay,
              "address": address or "local", "environment": _worker_environment()}
     use_gpu = (Settings.from_env().ray_gpus > 0) if address else _local_gpus() >= config.workers
     trainer = TensorflowTrainer(
@@ -175,11 +178,12 @@ def _worker_environment() -> dict:
 def worker_failure(error: BaseException) -> str:
     """One line saying which worker failed and why, from what Ray Train raised."""
     text = str(error)
-    rank = re.search(r"\[Rank (\d+) Error Snippet\]", text)
+    rank = re.search(r"\[Rank ([\d,]+) Error Snippet\]", text)  # Ray joins the ranks that failed alike
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b", line)]
     last = (raised or lines or [type(error).__name__])[-1]
-    who = f"worker {rank.group(1)}" if rank else "a worker"
+    ranks = rank.group(1).split(",") if rank else []
+    who = f"worker {ranks[0]}" if len(ranks) == 1 else f"workers {', '.join(ranks)}" if ranks else "a worker"
     return f"data-parallel training failed: {who} failed: {last}"[:500]
 
 
