@@ -57,7 +57,8 @@ if st.button("Try it with sample data", type="primary", icon=":material/play_arr
             set_dataset(load_dataset(folder, split=config()), str(folder))  # the config's split
             # The path that suits the sample: auto mode's recommended budget, or a short fine-tune by hand.
             st.session_state[app_state.AUTO_BUDGET_S] = int(RECOMMENDED_TIME_BUDGET_S)
-            st.session_state[app_state.CONFIG] = recommended_config(**config().model_dump(exclude={"fine_tune_epochs"}))
+            st.session_state[app_state.CONFIG] = recommended_config(
+                **config().model_dump(exclude={"fine_tune_epochs", "fine_tune_learning_rate"}))
             remember_session()
     except TLToolsError as error:
         show_error(error)

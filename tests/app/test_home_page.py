@@ -5,7 +5,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from tltools import app_state, paths
-from tltools.data.sample import PER_CLASS, RECOMMENDED_FINE_TUNE_EPOCHS, RECOMMENDED_TIME_BUDGET_S
+from tltools.data.sample import (PER_CLASS, RECOMMENDED_FINE_TUNE_EPOCHS, RECOMMENDED_FINE_TUNE_LEARNING_RATE,
+                                 RECOMMENDED_TIME_BUDGET_S)
 
 TIMEOUT = 120
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -38,5 +39,6 @@ def test_the_sample_button_loads_ten_digit_classes_and_opens_the_dataset_page():
     # The path that suits the sample is set up: auto mode's recommended budget, or a short fine-tune by hand.
     assert app.session_state[app_state.AUTO_BUDGET_S] == RECOMMENDED_TIME_BUDGET_S
     assert app.session_state[app_state.CONFIG].fine_tune_epochs == RECOMMENDED_FINE_TUNE_EPOCHS
+    assert app.session_state[app_state.CONFIG].fine_tune_learning_rate == RECOMMENDED_FINE_TUNE_LEARNING_RATE
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Classes"] == "10" and metrics["Images"] == str(10 * PER_CLASS)
