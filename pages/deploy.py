@@ -14,6 +14,7 @@ from tltools.export.latency import kept_latency, latency_table, measure_run_late
 from tltools.fileio import read_json
 from tltools.jobs import FAILED
 from tltools.streamlit_bridge import job_manager, require_app, run_picker, show_error
+from tltools.training import TrainConfig
 
 require_app()
 
@@ -42,10 +43,13 @@ with distill_tab:
     student = left.selectbox("Student backbone", names, index=names.index("efficientnet_lite0"),
                              format_func=lambda name: name + ("" if name in offline else " (downloads weights)"))
     size = right.number_input("Student input size (px)", min_value=32, max_value=1024, value=160, step=8)
-    temperature = left.slider("Temperature T", 1.0, 10.0, 4.0, 0.5,
+    defaults = TrainConfig()
+    temperature = left.slider("Temperature T", TrainConfig.bounds("distill_temperature")[0], 10.0,
+                              defaults.distill_temperature, 0.5,
                               help="Softens both models' probabilities; higher passes on more of the teacher's "
                                    "view of similar classes.")
-    alpha = right.slider("Weight of the true labels (alpha)", 0.0, 1.0, 0.5, 0.05,
+    alpha = right.slider("Weight of the true labels (alpha)", *TrainConfig.bounds("distill_alpha"),
+                         defaults.distill_alpha, 0.05,
                          help="0: learn from the teacher only; 1: from the labels only (the student alone).")
     epochs = left.number_input("Epochs", min_value=1, max_value=500, value=10)
     compare = right.checkbox("Compare with the student trained alone (int8 size, latency)", value=True)

@@ -114,8 +114,8 @@ def bare_teacher(tmp_path):
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("temperature", 0.5, "temperature=0.5 is out of range"),
-    ("alpha", 1.5, "alpha=1.5 is out of range"),
+    ("temperature", 0.5, "distill_temperature=0.5 is not allowed; use a number from 1 to 100"),
+    ("alpha", 1.5, "distill_alpha=1.5 is not allowed; use a number from 0 to 1"),
 ])
 def test_bad_settings_are_one_line(bare_teacher, tmp_path, option, value, message):
     with pytest.raises(TLToolsError, match=message):

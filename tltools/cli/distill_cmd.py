@@ -12,6 +12,7 @@ and TFLite int8 size, latency per image).
 import argparse
 import json
 
+from tltools.cli.options import add_option
 from tltools.distill import distill
 from tltools.distill.engine import DEFAULT_IMAGE_SIZE, DEFAULT_STUDENT
 from tltools.fileio import format_bytes
@@ -34,12 +35,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--student", default=DEFAULT_STUDENT, help=f"student backbone (default {DEFAULT_STUDENT})")
     parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
                         help=f"the student's input size in pixels (default {DEFAULT_IMAGE_SIZE})")
-    parser.add_argument("--temperature", type=float, default=4.0, help="softening temperature T, 1..100 (default 4)")
-    parser.add_argument("--alpha", type=float, default=0.5,
-                        help="weight of the true labels, 0..1; the rest is the teacher's (default 0.5)")
+    add_option(parser, "distill_temperature", TrainConfig, "--temperature", dest="temperature")
+    add_option(parser, "distill_alpha", TrainConfig, "--alpha", dest="alpha")
     parser.add_argument("--epochs", type=int, default=10, help=_FIELDS["epochs"].description + " (default 10)")
-    parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=1e-3,
-                        help=_FIELDS["learning_rate"].description + " (default 0.001)")
+    add_option(parser, "learning_rate", TrainConfig, "--lr", "--learning-rate", dest="learning_rate")
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help=_FIELDS["fine_tune_epochs"].description)
     parser.add_argument("--unfreeze", default="all", help=_FIELDS["unfreeze"].description)
     parser.add_argument("--unlabeled", metavar="DIR",

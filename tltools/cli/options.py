@@ -33,7 +33,7 @@ def add_options(parser: argparse.ArgumentParser, model, fields=None, *, title: s
         if dataclasses.is_dataclass(kind):
             _add_dataclass_options(parser, name, kind, field.description)
             continue
-        _add_option(group, name, model, f"--{name.replace('_', '-')}", *ALIASES.get(name, []), dest=name)
+        add_option(group, name, model, f"--{name.replace('_', '-')}", *ALIASES.get(name, []), dest=name)
 
 
 def values_from_args(args: argparse.Namespace, model, base: dict) -> dict:
@@ -68,11 +68,14 @@ def _add_dataclass_options(parser, name: str, kind, description: str | None) -> 
     switch.add_argument(f"--no-{flag}", dest=f"{name}_preset", action="store_false",
                         help="switch every one off (default)")
     for part in dataclasses.fields(kind):
-        _add_option(group, part.name, kind, f"--{flag}-{part.name.replace('_', '-')}", dest=f"{name}_{part.name}")
+        add_option(group, part.name, kind, f"--{flag}-{part.name.replace('_', '-')}", dest=f"{name}_{part.name}")
 
 
-def _add_option(parser, name: str, owner, *flags: str, dest: str) -> None:
-    """Add one option for field ``name`` of ``owner`` with its type, choices, default and range in the help."""
+def add_option(parser, name: str, owner, *flags: str, dest: str) -> None:
+    """Add one option ``flags`` for field ``name`` of ``owner`` with its type, choices, default and range in the help.
+
+    Not given, the option is None (the field's default then applies where the value is used).
+    """
     field = field_info(owner, name)
     kind = base_type(field.annotation)
     rule = allowed(owner, name)

@@ -66,10 +66,10 @@ def student_config(
     *,
     student: str = DEFAULT_STUDENT,
     image_size: int | None = DEFAULT_IMAGE_SIZE,
-    temperature: float = 4.0,
-    alpha: float = 0.5,
+    temperature: float | None = None,
+    alpha: float | None = None,
     epochs: int = 10,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
     fine_tune_epochs: int = 0,
     unfreeze: str = "all",
     unlabeled=None,
@@ -84,10 +84,11 @@ def student_config(
         teacher_run: A completed run folder or run id (the teacher).
         student: The student's backbone (any registry backbone).
         image_size: The student's input size; None for the backbone's own.
-        temperature: T ≥ 1 of the softened probabilities.
-        alpha: Weight of the true labels in [0, 1]; the rest goes to the teacher's soft targets.
+        temperature: T of the softened probabilities (``TrainConfig.distill_temperature``; None: its default).
+        alpha: Weight of the true labels; the rest goes to the teacher's soft targets
+            (``TrainConfig.distill_alpha``; None: its default).
         epochs: Epochs of the student's head on its frozen base.
-        learning_rate: Phase-1 learning rate (fine-tuning uses a tenth).
+        learning_rate: Phase-1 learning rate (None: ``TrainConfig``'s default).
         fine_tune_epochs: Epochs with ``unfreeze`` of the student's base unfrozen, distilled too.
         unfreeze: What fine-tuning unfreezes (as ``train``'s ``--unfreeze``).
         unlabeled: A folder of unlabelled images the teacher labels for the student; None for none.
@@ -96,16 +97,15 @@ def student_config(
         TLToolsError: No run at ``teacher_run``, or a setting out of range (one line naming it).
     """
     teacher = runs.read_run(teacher_run)
-    if not 1.0 <= float(temperature) <= 100.0:
-        raise TLToolsError(f"temperature={temperature} is out of range; use a number from 1 to 100 (e.g. 4)")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise TLToolsError(f"alpha={alpha} is out of range; use a number from 0 (teacher only) to 1 (labels only)")
     given = teacher.config or {}
+    # Unset settings take TrainConfig's defaults; TrainConfig checks every range (one line naming the field).
+    chosen = {name: value for name, value in (("distill_temperature", temperature), ("distill_alpha", alpha),
+                                              ("learning_rate", learning_rate)) if value is not None}
     return TrainConfig(
-        backbone=student, image_size=image_size, epochs=epochs, learning_rate=learning_rate,
+        backbone=student, image_size=image_size, epochs=epochs, **chosen,
         fine_tune_epochs=fine_tune_epochs, unfreeze=unfreeze, batch_size=given.get("batch_size", 32),
         **runs.split_settings(teacher), early_stopping_patience=0, reduce_lr_patience=0,
-        teacher_run=str(teacher.path.resolve()), distill_temperature=temperature, distill_alpha=alpha,
+        teacher_run=str(teacher.path.resolve()),
         distill_unlabeled=None if unlabeled is None else str(Path(unlabeled).resolve()),
     )
 
@@ -115,10 +115,10 @@ def distill(
     *,
     student: str = DEFAULT_STUDENT,
     image_size: int | None = DEFAULT_IMAGE_SIZE,
-    temperature: float = 4.0,
-    alpha: float = 0.5,
+    temperature: float | None = None,
+    alpha: float | None = None,
     epochs: int = 10,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
     fine_tune_epochs: int = 0,
     unfreeze: str = "all",
     unlabeled=None,
