@@ -22,6 +22,17 @@ st.title("Distill & adapt")
 st.caption("Distilling and adapting each write a new run (never changing the chosen one) in a background job: you "
            "may leave the page. The same is available as `python -m tltools distill`, `adapt` and `bench-export`.")
 
+
+def running_job(job, state: dict, doing: str, stop_key: str, stop_help: str) -> int | None:
+    """Show what an unfinished job is doing (or its place in the queue) and its Stop button; return the place."""
+    place = job_manager().queue_position(job.job_id)
+    st.markdown(f"{doing}: " + (f"waiting for another job, place {place} in the queue" if place
+                                else state["phase_name"] or "starting"))
+    if st.button("Stop", icon=":material/stop:", key=stop_key, help=stop_help):
+        job_manager().stop(job.job_id)
+    return place
+
+
 run = run_picker("deploy_run", none_message="Train a model first: distillation, adaptation and latency start "
                  "from a run.")
 distill_tab, adapt_tab, latency_tab = st.tabs(["Distill", "Adapt to new images", "Latency per format"])
@@ -83,21 +94,16 @@ with distill_tab:
         state = job.log.snapshot()
         with st.container(border=True):
             if not job.finished:
-                place = job_manager().queue_position(job.job_id)
+                place = running_job(job, state, f"**Distilling** into {job.config.backbone}", "distill_stop",
+                                    "Ends after the current batch; the student keeps its best epoch so far and "
+                                    "the comparison is skipped.")
                 total = state.get("total_epochs") or 0
                 done = len(state.get("epochs") or [])
-                st.markdown(f"**Distilling** into {job.config.backbone}: "
-                            + (f"waiting for another job, place {place} in the queue" if place
-                               else state["phase_name"] or "starting"))
                 if total and not place:
                     last = (state.get("epochs") or [{}])[-1]
                     accuracy = last.get("val_accuracy")
                     st.progress(min(done / total, 1.0), text=f"epoch {done} of {total}" + (
                         f", validation accuracy {accuracy:.3f}" if accuracy is not None else ""))
-                if st.button("Stop", icon=":material/stop:", key="distill_stop",
-                             help="Ends after the current batch; the student keeps its best epoch so far and the "
-                                  "comparison is skipped."):
-                    job_manager().stop(job.job_id)
             elif job.status == FAILED:
                 st.error(f"Distillation failed: {job.error}", icon=":material/error:")
             else:
@@ -151,13 +157,8 @@ with adapt_tab:
         state = job.log.snapshot()
         with st.container(border=True):
             if not job.finished:
-                place = job_manager().queue_position(job.job_id)
-                st.markdown(f"**Adapting** ({job.options['method']}): "
-                            + (f"waiting for another job, place {place} in the queue" if place
-                               else state["phase_name"]))
-                if st.button("Stop", icon=":material/stop:", key="adapt_stop",
-                             help="Ends after the current stage or round; the run keeps the model adapted so far."):
-                    job_manager().stop(job.job_id)
+                running_job(job, state, f"**Adapting** ({job.options['method']})", "adapt_stop",
+                            "Ends after the current stage or round; the run keeps the model adapted so far.")
             elif job.status == FAILED:
                 st.error(f"Adaptation failed: {job.error}", icon=":material/error:")
             else:
