@@ -142,6 +142,22 @@ class RunWriter:
             handle.write(f"{stamp} {message}\n")
 
 
+def read_trained_run(path: Path | str, role: str = "run") -> RunInfo:
+    """Read a run folder that must hold a trained model (a teacher to distil, a run to adapt).
+
+    Args:
+        path: A run folder, or a run id under :func:`tltools.paths.runs_dir`.
+        role: What the run is to the caller, for the message (``"run"``, ``"teacher run"``).
+
+    Raises:
+        TLToolsError: There is no run there, or it has no ``model.keras`` yet.
+    """
+    run = read_run(path)
+    if not run.model_path.is_file():
+        raise TLToolsError(f"{role} {run.run_id} has no model.keras; train it first")
+    return run
+
+
 def read_run(path: Path | str) -> RunInfo:
     """Read a run folder.
 

@@ -145,9 +145,7 @@ def adapt(
     thresholds = tuple(float(value) for value in thresholds)
     if not thresholds or any(not 0.0 < value < 1.0 for value in thresholds) or list(thresholds) != sorted(thresholds):
         raise TLToolsError(f"thresholds={thresholds} must be rising numbers between 0 and 1, e.g. 0.8 0.9 0.95")
-    source = runs.read_run(run_path)
-    if not source.model_path.is_file():
-        raise TLToolsError(f"run {source.run_id} has no model.keras; train it first")
+    source = runs.read_trained_run(run_path)
     with tempfile.TemporaryDirectory(prefix="tltools-adapt-") as scratch:
         target_paths = target_images(target, Path(scratch))
         model, classes, _ = load_model(source.path)

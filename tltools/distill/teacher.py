@@ -114,9 +114,7 @@ class Teacher:
         Raises:
             TLToolsError: No run there, a run without a model, an unlabelled folder without images.
         """
-        teacher = runs.read_run(config.teacher_run)
-        if not teacher.model_path.is_file():
-            raise TLToolsError(f"teacher run {teacher.run_id} has no model.keras; train it first")
+        teacher = runs.read_trained_run(config.teacher_run, role="teacher run")
         paths = unlabeled_images(config.distill_unlabeled) if config.distill_unlabeled else []
         model, classes, _ = load_model(teacher.path)
         return cls(teacher, model, list(classes), config.distill_temperature, config.distill_alpha,
