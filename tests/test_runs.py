@@ -132,3 +132,18 @@ def test_a_process_that_exited_but_was_not_reaped_counts_as_gone():
         assert not runs.owner_alive({"pid": child.pid})
     finally:
         child.wait()
+
+
+def test_a_run_without_a_model_cannot_be_adapted_or_distilled(tmp_path):
+    from tltools.adapt import adapt
+    from tltools.distill import distill
+
+    writer = runs.RunWriter(tmp_path / "untrained")
+    writer.set_status(runs.FAILED, error="stopped before its first epoch")
+    with pytest.raises(TLToolsError, match="^teacher run untrained has no model.keras; train it first$"):
+        distill(writer.path, run_dir=tmp_path / "student")
+    with pytest.raises(TLToolsError, match="^run untrained has no model.keras; train it first$"):
+        adapt(writer.path, tmp_path, method="adabn", run_dir=tmp_path / "adapted")
+    assert not (tmp_path / "student").exists() and not (tmp_path / "adapted").exists()
+    (writer.path / "model.keras").write_bytes(b"a model")
+    assert runs.read_trained_run(writer.path).run_id == "untrained"
