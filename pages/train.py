@@ -8,6 +8,7 @@ import pandas as pd
 from tltools import app_state
 from tltools.auto import describe, read_trials
 from tltools.charts.training import batch_loss_figure, epoch_curves_figure, lr_finder_figure, trials_figure
+from tltools.distributed import ray_installed
 from tltools.errors import TLToolsError
 from tltools.jobs import LR_FINDER_TASK
 from tltools.training import LRFinderResult, TrainConfig
@@ -198,13 +199,17 @@ with right:
                                key="train_patience")
     label_smoothing = st.slider("Label smoothing", *TrainConfig.bounds("label_smoothing"), settings.label_smoothing,
                                 0.05, help=TrainConfig.help("label_smoothing"), key="train_smoothing")
+    workers = settings.workers
+    if ray_installed():  # data-parallel training needs Ray (requirements-ray.txt)
+        workers = st.number_input("Workers (data-parallel processes)", *TrainConfig.bounds("workers"),
+                                  settings.workers, help=TrainConfig.help("workers"), key="train_workers")
 
 try:
     settings = update_config(learning_rate=learning_rate, epochs=int(epochs), batch_size=batch_size,
                              optimizer=optimizer, fine_tune_epochs=int(fine_tune_epochs),
                              fine_tune_learning_rate=fine_tune_lr if fine_tune_epochs else None,
                              class_weights=class_weights, early_stopping_patience=int(patience),
-                             label_smoothing=label_smoothing)
+                             label_smoothing=label_smoothing, workers=int(workers))
 except TLToolsError as error:
     show_error(error)
 

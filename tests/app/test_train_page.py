@@ -45,9 +45,20 @@ def test_widgets_take_their_range_and_help_from_the_config_fields(colours):
     for widget, name in ((app.number_input(key="train_epochs"), "epochs"),
                          (app.number_input(key="train_ft_epochs"), "fine_tune_epochs"),
                          (app.number_input(key="train_patience"), "early_stopping_patience"),
-                         (app.slider(key="train_smoothing"), "label_smoothing")):
+                         (app.slider(key="train_smoothing"), "label_smoothing"),
+                         (app.number_input(key="train_workers"), "workers")):
         assert (widget.min, widget.max) == TrainConfig.bounds(name), name
         assert widget.help == TrainConfig.help(name) != "", name
+
+
+def test_the_workers_setting_is_offered_when_ray_is_installed_and_sets_the_config(colours, monkeypatch):
+    app = train_page(colours)
+    app.number_input(key="train_workers").set_value(2).run()
+    assert app.session_state[app_state.CONFIG].workers == 2
+    monkeypatch.setattr("tltools.distributed.ray_installed", lambda: False)
+    app.run()
+    assert not [widget for widget in app.number_input if widget.key == "train_workers"]
+    assert app.session_state[app_state.CONFIG].workers == 2, "hidden, the setting keeps its value"
 
 
 def test_an_out_of_range_setting_is_one_error_line_and_the_config_keeps_its_last_good_value(colours):

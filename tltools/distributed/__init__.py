@@ -26,14 +26,24 @@ def local_gpus() -> int:
 def wanted(config) -> bool:
     """Whether ``config`` trains through :mod:`tltools.distributed`: several workers, or one on several GPUs.
 
+    A distillation on a machine with several GPUs trains on the first, as the distributed loop does not
+    run the teacher's targets.
+
     Raises:
         TLToolsError: Several workers with a setting the distributed loop does not run (distillation).
     """
-    several = config.workers > 1 or local_gpus() > 1
-    if several and getattr(config, "teacher_run", None):
+    distilling = bool(getattr(config, "teacher_run", None))
+    if config.workers > 1 and distilling:
         raise TLToolsError(f"workers={config.workers}: distillation (teacher_run) trains in one process on one "
-                           "device; set workers=1 (and hide all but one GPU with CUDA_VISIBLE_DEVICES)")
-    return several
+                           "device; set workers=1")
+    return config.workers > 1 or (not distilling and local_gpus() > 1)  # distillation: one device, the first
+
+
+def ray_installed() -> bool:
+    """Whether Ray (``requirements-ray.txt``) can be imported here, so ``workers`` > 1 is offered."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
 
 
 def train(config, dataset, writer, **options):
