@@ -60,7 +60,10 @@ def test_low_validation_without_fine_tuning_suggests_fine_tuning_or_auto():
     found = hints_from(converged, TrainConfig(), _metrics(0.78))
     assert _kinds(found) == ["fine-tune"]
     assert found[0].setting == "fine_tune_epochs" and "--auto" in found[0].text
-    assert hints_from(converged, TrainConfig(fine_tune_epochs=5), _metrics(0.78)) == []
+    timid = hints_from(converged, TrainConfig(fine_tune_epochs=5), _metrics(0.78))  # at a tenth of 1e-3
+    assert _kinds(timid) == ["fine-tune rate"] and timid[0].setting == "fine_tune_learning_rate"
+    assert "--fine-tune-lr 0.0003" in timid[0].text
+    assert hints_from(converged, TrainConfig(fine_tune_epochs=5, fine_tune_learning_rate=3e-4), _metrics(0.78)) == []
 
 
 def test_a_head_that_cannot_fit_the_training_images_suggests_a_hidden_layer():
