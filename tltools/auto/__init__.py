@@ -368,7 +368,8 @@ def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneF
     plateaus (:data:`FINE_TUNE_EPOCHS`, on the cached activations below them); then gradually (``gradual_unfreeze``: the top block first, each
     deeper block at a lower rate, cosine-decaying from the same rate) for as many epochs as the time left
     allows (up to :data:`FINE_TUNE_MAX_EPOCHS`), with augmentation (:data:`FINE_TUNE_AUGMENT`) when at least
-    :data:`FINE_TUNE_EPOCHS` of its costlier epochs fit. The head run, or the best of them, is kept.
+    :data:`FINE_TUNE_EPOCHS` of its costlier epochs fit. The head run, or the best of them on validation
+    (accuracy, then cross-entropy, as the search ranks its trials), is kept.
 
     Returns:
         The run to keep, its settings, and one line saying what fine-tuning did.
@@ -409,16 +410,26 @@ def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneF
             tried.append(f"{how} failed ({error})")
             continue
         after = tuned.metrics["val"]["accuracy"]
-        tried.append(f"{how} {after:.3f}")
+        tried.append(f"{how} {after:.3f} (cross-entropy {tuned.metrics['val']['loss']:.3f})")
         say(f"fine-tuning {how}: val accuracy {before:.3f} -> {after:.3f} in {deadline.now() - started:.1f} s")
-        if after > best.metrics["val"]["accuracy"]:
+        if _validation_key(tuned) > _validation_key(best):
             best, best_config, best_how = tuned, tuned_config, how
     if best is head:
         return head, config, (f"fine-tuning from block {first} did not improve validation accuracy {before:.3f} "
-                              f"(tried: {', '.join(tried) or 'nothing, stop requested'}); the head-only run is kept")
-    return best, best_config, (f"fine-tuning from block {first} {best_how} improved validation accuracy "
-                               f"{before:.3f} → {best.metrics['val']['accuracy']:.3f} (tried: {', '.join(tried)}; "
-                               f"head-only run: {head.run.path.name})")
+                              f"(cross-entropy {head.metrics['val']['loss']:.3f}; tried: "
+                              f"{', '.join(tried) or 'nothing, stop requested'}); the head-only run is kept")
+    after = best.metrics["val"]
+    gain = (f"validation accuracy {before:.3f} → {after['accuracy']:.3f}" if after["accuracy"] > before else
+            f"validation cross-entropy {head.metrics['val']['loss']:.3f} → {after['loss']:.3f} at the same "
+            f"accuracy {before:.3f}")
+    return best, best_config, (f"fine-tuning from block {first} {best_how} improved {gain} (tried: "
+                               f"{', '.join(tried)}; head-only run: {head.run.path.name})")
+
+
+def _validation_key(result: TrainResult) -> tuple[float, float]:
+    """Return what ranks runs on validation, as the search ranks its trials: accuracy, then the lower
+    cross-entropy (a tie in accuracy on a few hundred images is common; the loss still tells them apart)."""
+    return result.metrics["val"]["accuracy"], -result.metrics["val"]["loss"]
 
 
 def fine_tune_learning_rate(head_learning_rate: float) -> float:
