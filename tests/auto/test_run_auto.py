@@ -166,7 +166,9 @@ def test_fine_tuning_is_tried_gradually_within_the_budget_and_kept_only_if_it_im
     assert "all at once " in note, note  # the first schedule is always tried when fine-tuning fits
     kept = "improved" in note
     assert bool(auto.config.fine_tune_epochs) == kept
-    assert auto.config.gradual_unfreeze == (kept and " gradually improved" in note)
+    # "fine-tuning from block N <schedule> improved ...": the kept schedule is the one the config says
+    assert auto.config.gradual_unfreeze == (kept and note.split(" improved")[0].split(" from block ")[1]
+                                            .split(" ", 1)[1].startswith("gradually"))
     # The kept run is the best on validation of the head run and every fine-tuned run (accuracy, then the
     # lower cross-entropy, as the search ranks trials); the head run stays unless one beats it.
     scores = {path.parent.name: json.loads(path.read_text())["val"] for path in tmp_path.glob("*/metrics.json")}
