@@ -167,7 +167,7 @@ def run_auto(
         max_backbones: Most backbones to extract features for (None: as many as fit).
         max_trials: Most trials, the default's included.
         fine_tune: After the head run, try fine-tuning the top block of the chosen backbone when the
-            budget allows it, and keep it only if validation accuracy improves.
+            budget allows it, and keep it only if validation improves (accuracy, then cross-entropy).
         space: The ranges of the head search (default :class:`SearchSpace`); always widened to
             include the base config's values.
         stop: Optional :class:`tltools.training.StopRequest`: once it is requested, no further trial starts
@@ -365,9 +365,9 @@ def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneF
     What is unfrozen is the config's default (:data:`tltools.training.config.DEFAULT_UNFREEZE`, the top two
     blocks), BatchNorm frozen. Two schedules are tried while time is left, each from the head run: first
     both blocks at once at :func:`fine_tune_learning_rate` (a tenth of the head's, clamped), reduced on
-    plateaus (:data:`FINE_TUNE_EPOCHS`, on the cached activations below them); then gradually (``gradual_unfreeze``: the top block first, each
-    deeper block at a lower rate, cosine-decaying from the same rate) for as many epochs as the time left
-    allows (up to :data:`FINE_TUNE_MAX_EPOCHS`), with augmentation (:data:`FINE_TUNE_AUGMENT`) when at least
+    plateaus (:data:`FINE_TUNE_EPOCHS`, on the cached activations below them); then gradually
+    (``gradual_unfreeze``: the top block first, each deeper block at a lower rate, cosine-decaying from the
+    same rate) for as many epochs as the time left allows (up to :data:`FINE_TUNE_MAX_EPOCHS`), with augmentation (:data:`FINE_TUNE_AUGMENT`) when at least
     :data:`FINE_TUNE_EPOCHS` of its costlier epochs fit. The head run, or the best of them on validation
     (accuracy, then cross-entropy, as the search ranks its trials), is kept.
 
