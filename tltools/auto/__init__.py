@@ -367,8 +367,8 @@ def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneF
     both blocks at once at :func:`fine_tune_learning_rate` (a tenth of the head's, clamped), reduced on
     plateaus (:data:`FINE_TUNE_EPOCHS`, on the cached activations below them); then gradually
     (``gradual_unfreeze``: the top block first, each deeper block at a lower rate, cosine-decaying from the
-    same rate) for as many epochs as the time left allows (up to :data:`FINE_TUNE_MAX_EPOCHS`), with augmentation (:data:`FINE_TUNE_AUGMENT`) when at least
-    :data:`FINE_TUNE_EPOCHS` of its costlier epochs fit. The head run, or the best of them on validation
+    same rate) for as many epochs as the time left allows (up to :data:`FINE_TUNE_MAX_EPOCHS`), with
+    augmentation (:data:`FINE_TUNE_AUGMENT`) when at least :data:`FINE_TUNE_EPOCHS` of its costlier epochs fit. The head run, or the best of them on validation
     (accuracy, then cross-entropy, as the search ranks its trials), is kept.
 
     Returns:
