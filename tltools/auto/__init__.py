@@ -368,8 +368,9 @@ def _try_fine_tuning(head: TrainResult, config: TrainConfig, features: BackboneF
     plateaus (:data:`FINE_TUNE_EPOCHS`, on the cached activations below them); then gradually
     (``gradual_unfreeze``: the top block first, each deeper block at a lower rate, cosine-decaying from the
     same rate) for as many epochs as the time left allows (up to :data:`FINE_TUNE_MAX_EPOCHS`), with
-    augmentation (:data:`FINE_TUNE_AUGMENT`) when at least :data:`FINE_TUNE_EPOCHS` of its costlier epochs fit. The head run, or the best of them on validation
-    (accuracy, then cross-entropy, as the search ranks its trials), is kept.
+    augmentation (:data:`FINE_TUNE_AUGMENT`) when at least :data:`FINE_TUNE_EPOCHS` of its costlier epochs
+    fit. The head run, or the best of them on validation (accuracy, then cross-entropy, as the search ranks
+    its trials), is kept.
 
     Returns:
         The run to keep, its settings, and one line saying what fine-tuning did.
